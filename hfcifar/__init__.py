@@ -1,0 +1,30 @@
+"""hfcifar: CIFAR-10 research methods as Hugging Face models, trainers and pipelines.
+
+Importing hfcifar registers every classifier config/model with `AutoConfig`, `AutoModel`,
+`AutoModelForImageClassification` and `AutoImageProcessor`.
+"""
+
+from transformers import AutoImageProcessor
+
+from .data import load_cifar10
+from .image_processing_cifar import CifarImageProcessor
+from .models import ARCHITECTURES, create_config, create_model, list_models, register_auto_classes
+
+register_auto_classes()
+for _arch in ARCHITECTURES.values():
+    AutoImageProcessor.register(_arch.config_class, image_processor_classes={"pil": CifarImageProcessor}, exist_ok=True)
+
+from .training import CifarTrainer, CifarTrainingArguments, train_classifier  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CifarImageProcessor",
+    "CifarTrainer",
+    "CifarTrainingArguments",
+    "create_config",
+    "create_model",
+    "list_models",
+    "load_cifar10",
+    "train_classifier",
+]

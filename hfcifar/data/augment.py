@@ -1,0 +1,77 @@
+"""Batched CIFAR augmentation in torch, on whatever device the batch lives on (no per-example PIL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def to_float_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images in 0..255 → float images in [0, 1] (float input passes through)."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images
+
+
+def random_crop(images: torch.Tensor, padding: int, padding_mode: str = "reflect") -> torch.Tensor:
+    """Pad by `padding` pixels and take a random crop of the original size, independently per image."""
+    if padding <= 0:
+        return images
+    n, c, h, w = images.shape
+    # reflect padding needs a float tensor in F.pad; do the pad in float and cast back.
+    padded = F.pad(images.float(), (padding,) * 4, mode=padding_mode).to(images.dtype)
+    dy = torch.randint(0, 2 * padding + 1, (n,), device=images.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), device=images.device)
+    rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    channel = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def random_flip(images: torch.Tensor, p: float = 0.5) -> torch.Tensor:
+    """Mirror each image left-right with probability `p`."""
+    flip = torch.rand(images.shape[0], device=images.device) < p
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def cutout(images: torch.Tensor, size: int, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Cutout (DeVries & Taylor, 2017): fill one `size`×`size` square per image, centred anywhere."""
+    if size <= 0:
+        return images
+    n, _, h, w = images.shape
+    cy = torch.randint(0, h, (n, 1, 1), device=images.device)
+    cx = torch.randint(0, w, (n, 1, 1), device=images.device)
+    ys = torch.arange(h, device=images.device)[None, :, None]
+    xs = torch.arange(w, device=images.device)[None, None, :]
+    inside = ((ys - cy).abs() * 2 < size) & ((xs - cx).abs() * 2 < size)
+    fill = torch.as_tensor(fill, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    return torch.where(inside[:, None], fill, images)
+
+
+@dataclass
+class BatchAugmentation:
+    """The standard CIFAR augmentation applied to a whole batch: random crop, horizontal flip, optional cutout.
+
+    Call it on uint8 (N, 3, H, W) images; it returns float images in [0, 1].
+
+    Args:
+        crop_padding: pixels of padding before the random crop (4 is the standard CIFAR recipe; 0 disables).
+        padding_mode: `"reflect"` (default) or any other mode of `torch.nn.functional.pad`.
+        flip: mirror half of the images left-right.
+        cutout_size: side of the cutout square in pixels (0 disables; 16 in DeVries & Taylor for CIFAR-10).
+        cutout_fill: value of the cut square in [0, 1] image space (per channel or scalar).
+    """
+
+    crop_padding: int = 4
+    padding_mode: str = "reflect"
+    flip: bool = True
+    cutout_size: int = 0
+    cutout_fill: tuple[float, ...] | float = (0.4914, 0.4822, 0.4465)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        images = random_crop(images, self.crop_padding, self.padding_mode)
+        if self.flip:
+            images = random_flip(images)
+        images = to_float_images(images)
+        return cutout(images, self.cutout_size, self.cutout_fill)

@@ -1,0 +1,75 @@
+"""The classifier zoo: one folder per architecture (`configuration_<name>.py` + `modeling_<name>.py`).
+
+Each architecture package exports `CONFIG_CLASS`, `BACKBONE_CLASS`, `MODEL_CLASS` and `PRESETS`
+(named sizes → config arguments). This module discovers them, so adding a folder adds its models to
+`create_config`/`create_model`, to the `Auto*` registration, to `hfcifar train MODEL` and to the tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from types import ModuleType
+
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, PreTrainedConfig, PreTrainedModel
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    config_class: type[PreTrainedConfig]
+    backbone_class: type[PreTrainedModel]
+    model_class: type[PreTrainedModel]
+    presets: dict
+
+
+def _discover() -> dict[str, Architecture]:
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        module: ModuleType = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "CONFIG_CLASS"):
+            found[info.name] = Architecture(
+                info.name, module.CONFIG_CLASS, module.BACKBONE_CLASS, module.MODEL_CLASS, dict(module.PRESETS)
+            )
+    return found
+
+
+ARCHITECTURES: dict[str, Architecture] = _discover()
+PRESETS: dict[str, tuple[Architecture, dict]] = {
+    preset: (arch, kwargs) for arch in ARCHITECTURES.values() for preset, kwargs in arch.presets.items()
+}
+DEFAULT_MODEL = "fastnet"
+
+
+def list_models() -> list[str]:
+    """The named model presets, e.g. `resnet18`, `fastnet`."""
+    return sorted(PRESETS)
+
+
+def create_config(name: str, **overrides) -> PreTrainedConfig:
+    """The config of a named preset, with `overrides` applied (e.g. `create_config("resnet18", num_labels=100)`)."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown model {name!r}. Available models: {', '.join(list_models())}.")
+    arch, kwargs = PRESETS[name]
+    return arch.config_class(**{**kwargs, **overrides})
+
+
+def create_model(name: str, **overrides) -> PreTrainedModel:
+    """A randomly initialized `…ForImageClassification` model of a named preset."""
+    config = create_config(name, **overrides)
+    return PRESETS[name][0].model_class(config)
+
+
+def register_auto_classes() -> None:
+    """Register every config/model with `AutoConfig`, `AutoModel` and `AutoModelForImageClassification`."""
+    for arch in ARCHITECTURES.values():
+        model_type = arch.config_class.model_type
+        AutoConfig.register(model_type, arch.config_class, exist_ok=True)
+        AutoModel.register(arch.config_class, arch.backbone_class, exist_ok=True)
+        AutoModelForImageClassification.register(arch.config_class, arch.model_class, exist_ok=True)
+
+
+__all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "PRESETS", "create_config", "create_model", "list_models", "register_auto_classes"]

@@ -1,0 +1,88 @@
+"""FastNet configuration: the small airbench-style conv net hfcifar trains by default on CPU."""
+
+from transformers import PreTrainedConfig
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.CIFAR10_LABELS
+CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+# Copied from hfcifar.models.fastnet.configuration_fastnet.CIFAR10_MEAN
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+# Copied from hfcifar.models.fastnet.configuration_fastnet.CIFAR10_STD
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.default_cifar10_labels
+def default_cifar10_labels(kwargs: dict) -> dict:
+    """Give a config the CIFAR-10 class names unless the caller chose labels of its own."""
+    if "id2label" not in kwargs and "num_labels" not in kwargs:
+        kwargs["id2label"] = dict(enumerate(CIFAR10_LABELS))
+        kwargs["label2id"] = {name: i for i, name in enumerate(CIFAR10_LABELS)}
+    return kwargs
+
+
+class FastNetConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`FastNetForImageClassification`]: a stem convolution followed by blocks of
+    `conv → max-pool → BN → GELU → conv → BN → GELU`, a global max-pool and a bias-free linear head
+    whose logits are multiplied by `logit_scale` (the layout of Keller Jordan's airbench, sized for CPU).
+
+    Args:
+        num_channels (`int`, *optional*, defaults to 3):
+            Number of input channels.
+        image_size (`int`, *optional*, defaults to 32):
+            Height and width of the input images.
+        stem_width (`int`, *optional*, defaults to 32):
+            Output channels of the stem convolution.
+        widths (`list[int]`, *optional*, defaults to `[64, 128, 256]`):
+            Output channels of each block; every block halves the spatial size.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation after every batch norm (`"gelu"` or `"relu"`).
+        batch_norm_momentum (`float`, *optional*, defaults to 0.1):
+            Momentum of the running statistics of every batch norm.
+        logit_scale (`float`, *optional*, defaults to `1/9`):
+            Constant the logits are multiplied by; a small scale keeps early logits soft.
+        mean (`list[float]`, *optional*, defaults to the CIFAR-10 channel means):
+            Per-channel mean subtracted inside the model; inputs are images in [0, 1].
+        std (`list[float]`, *optional*, defaults to the CIFAR-10 channel standard deviations):
+            Per-channel standard deviation the centred input is divided by.
+
+    Example:
+
+    ```python
+    >>> from hfcifar.models.fastnet import FastNetConfig, FastNetForImageClassification
+
+    >>> config = FastNetConfig(widths=[32, 64, 128])
+    >>> model = FastNetForImageClassification(config)
+    >>> config.id2label[0]
+    'airplane'
+    ```
+    """
+
+    model_type = "hfcifar-fastnet"
+
+    def __init__(
+        self,
+        num_channels=3,
+        image_size=32,
+        stem_width=32,
+        widths=(64, 128, 256),
+        hidden_act="gelu",
+        batch_norm_momentum=0.1,
+        logit_scale=1 / 9,
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
+        **kwargs,
+    ):
+        self.num_channels = num_channels
+        self.image_size = image_size
+        self.stem_width = stem_width
+        self.widths = list(widths)
+        self.hidden_act = hidden_act
+        self.batch_norm_momentum = batch_norm_momentum
+        self.logit_scale = logit_scale
+        self.mean = list(mean)
+        self.std = list(std)
+        super().__init__(**default_cifar10_labels(kwargs))
+
+
+__all__ = ["FastNetConfig"]

@@ -1,0 +1,184 @@
+"""FastNet: a small, fast CIFAR-10 conv net in the layout of Keller Jordan's airbench.
+
+Three blocks of `conv → max-pool → BN → GELU → conv → BN → GELU` after a stem convolution, then a global
+max-pool and a bias-free linear head with a small logit scale. It is the default model of
+`hfcifar train`: cheap enough to train to good accuracy on a laptop CPU in minutes.
+"""
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutputWithPoolingAndNoAttention, ImageClassifierOutput
+
+from .configuration_fastnet import FastNetConfig
+
+
+# Copied from hfcifar.models.fastnet.modeling_fastnet.check_pixel_values
+def check_pixel_values(pixel_values: torch.Tensor, num_channels: int, image_size: int) -> None:
+    """Raise a `ValueError` naming the expected input unless `pixel_values` is float N×C×H×W in [0, 1]."""
+    expected = f"a float tensor of shape (batch, {num_channels}, {image_size}, {image_size}) with values in [0, 1]"
+    if not isinstance(pixel_values, torch.Tensor):
+        raise ValueError(f"pixel_values must be {expected}; got {type(pixel_values).__name__}.")
+    if not pixel_values.is_floating_point():
+        raise ValueError(
+            f"pixel_values must be {expected}; got dtype {pixel_values.dtype}. "
+            "Convert uint8 images with `images.float() / 255` or use the model's image processor."
+        )
+    if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (num_channels, image_size, image_size):
+        raise ValueError(f"pixel_values must be {expected}; got shape {tuple(pixel_values.shape)}.")
+    if pixel_values.numel() > 0:
+        low, high = torch.aminmax(pixel_values.detach())
+        if low < -1e-4 or high > 1 + 1e-4:
+            raise ValueError(
+                f"pixel_values must be {expected}; got values in [{low.item():.3g}, {high.item():.3g}]. "
+                "hfcifar models normalize inside the model: pass images in [0, 1], not standardized tensors."
+            )
+
+
+# Copied from hfcifar.models.fastnet.modeling_fastnet.PixelNormalization
+class PixelNormalization(nn.Module):
+    """Standardize images in [0, 1] with the per-channel mean and std of the config.
+
+    Normalizing inside the model (as RobustBench models do) keeps attacks, certification and data
+    transforms in image space, where ε and pixel values mean what the papers say.
+    """
+
+    def __init__(self, mean, std):
+        super().__init__()
+        # Not persistent: the config is the source of truth, and `_init_weights` refills them on load.
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def reset_parameters(self, mean, std) -> None:
+        self.mean.copy_(torch.tensor(mean, dtype=self.mean.dtype).view_as(self.mean))
+        self.std.copy_(torch.tensor(std, dtype=self.std.dtype).view_as(self.std))
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return (pixel_values - self.mean) / self.std
+
+
+# Copied from hfcifar.models.fastnet.modeling_fastnet.classification_loss
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+    """Cross-entropy of `logits` against integer `labels` in [0, num_labels), or `None` without labels."""
+    if labels is None:
+        return None
+    num_labels = logits.shape[-1]
+    if labels.dtype.is_floating_point or labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"labels must be an integer tensor of shape ({logits.shape[0]},); got {labels.dtype} {tuple(labels.shape)}."
+        )
+    if labels.numel() > 0 and (labels.min() < 0 or labels.max() >= num_labels):
+        raise ValueError(f"labels must lie in [0, {num_labels - 1}]; got values in [{labels.min()}, {labels.max()}].")
+    return nn.functional.cross_entropy(logits, labels)
+
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
+class FastNetConvBlock(nn.Module):
+    """`conv → max-pool → BN → act → conv → BN → act`: halves the spatial size (airbench's block)."""
+
+    def __init__(self, in_channels: int, out_channels: int, config: FastNetConfig):
+        super().__init__()
+        act = ACTIVATIONS[config.hidden_act]
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.norm1 = nn.BatchNorm2d(out_channels, momentum=config.batch_norm_momentum)
+        self.act1 = act()
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(out_channels, momentum=config.batch_norm_momentum)
+        self.act2 = act()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.act1(self.norm1(self.pool(self.conv1(hidden_states))))
+        return self.act2(self.norm2(self.conv2(hidden_states)))
+
+
+class FastNetPreTrainedModel(PreTrainedModel):
+    config_class = FastNetConfig
+    base_model_prefix = "fastnet"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, PixelNormalization):
+            module.reset_parameters(self.config.mean, self.config.std)
+        elif isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+            if module.running_mean is not None:
+                module.running_mean.zero_()
+                module.running_var.fill_(1.0)
+                module.num_batches_tracked.zero_()
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=module.in_features**-0.5)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+class FastNetModel(FastNetPreTrainedModel):
+    """The FastNet backbone: normalized pixels → last feature map and its global max-pool."""
+
+    def __init__(self, config: FastNetConfig):
+        super().__init__(config)
+        act = ACTIVATIONS[config.hidden_act]
+        self.normalization = PixelNormalization(config.mean, config.std)
+        self.stem = nn.Sequential(
+            nn.Conv2d(config.num_channels, config.stem_width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(config.stem_width, momentum=config.batch_norm_momentum),
+            act(),
+        )
+        in_channels = [config.stem_width] + config.widths[:-1]
+        self.blocks = nn.ModuleList(
+            FastNetConvBlock(c_in, c_out, config) for c_in, c_out in zip(in_channels, config.widths)
+        )
+        self.pooler = nn.AdaptiveMaxPool2d(1)
+        self.post_init()
+
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, return_dict: bool = True, **kwargs):
+        check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
+        hidden_states = self.stem(self.normalization(pixel_values))
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        for block in self.blocks:
+            hidden_states = block(hidden_states)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+        pooled = self.pooler(hidden_states).flatten(1)
+        if not return_dict:
+            return (hidden_states, pooled) + ((all_hidden_states,) if output_hidden_states else ())
+        return BaseModelOutputWithPoolingAndNoAttention(
+            last_hidden_state=hidden_states, pooler_output=pooled, hidden_states=all_hidden_states
+        )
+
+
+class FastNetForImageClassification(FastNetPreTrainedModel):
+    """FastNet with a bias-free linear head; logits are scaled by `config.logit_scale`."""
+
+    def __init__(self, config: FastNetConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.fastnet = FastNetModel(config)
+        self.classifier = nn.Linear(config.widths[-1], config.num_labels, bias=False)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+        **kwargs,
+    ):
+        outputs = self.fastnet(pixel_values, output_hidden_states=output_hidden_states)
+        logits = self.classifier(outputs.pooler_output) * self.config.logit_scale
+        loss = classification_loss(logits, labels)
+        if not return_dict:
+            output = (logits,) + ((outputs.hidden_states,) if output_hidden_states else ())
+            return ((loss,) + output) if loss is not None else output
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+__all__ = ["FastNetForImageClassification", "FastNetModel", "FastNetPreTrainedModel"]
