@@ -40,11 +40,11 @@ def cutout(images: torch.Tensor, size: int, fill: torch.Tensor | float = 0.0) ->
     if size <= 0:
         return images
     n, _, h, w = images.shape
-    cy = torch.randint(0, h, (n, 1, 1), device=images.device)
-    cx = torch.randint(0, w, (n, 1, 1), device=images.device)
+    top = torch.randint(0, h, (n, 1, 1), device=images.device) - size // 2
+    left = torch.randint(0, w, (n, 1, 1), device=images.device) - size // 2
     ys = torch.arange(h, device=images.device)[None, :, None]
     xs = torch.arange(w, device=images.device)[None, None, :]
-    inside = ((ys - cy).abs() * 2 < size) & ((xs - cx).abs() * 2 < size)
+    inside = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)
     fill = torch.as_tensor(fill, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     return torch.where(inside[:, None], fill, images)
 

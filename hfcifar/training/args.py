@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 
@@ -26,4 +27,14 @@ class CifarTrainingArguments(TrainingArguments):
     plot_curves: bool = field(default=True, metadata={"help": "Save training_curves.png in output_dir at the end."})
     # CIFAR tensors are not HF datasets with extra columns: keep every key the collator produces.
     remove_unused_columns: bool = field(default=False, metadata={"help": "See `TrainingArguments`."})
+    # Batches are gathered from a tensor that already lives on the training device: nothing to pin.
+    dataloader_pin_memory: bool = field(default=False, metadata={"help": "See `TrainingArguments`."})
     report_to: str | list[str] | None = field(default="none", metadata={"help": "See `TrainingArguments`."})
+
+    def __post_init__(self):
+        # Accelerate only forms a multi-process CPU group (gloo) when its state is built with `cpu=True`, which
+        # TrainingArguments does for `use_cpu`. Without any accelerator that is the only sensible device anyway,
+        # and it makes `accelerate launch --multi_gpu --num_processes N` / `torchrun` give N CPU processes.
+        if not self.use_cpu and not torch.accelerator.is_available():
+            self.use_cpu = True
+        super().__post_init__()

@@ -92,7 +92,6 @@ class CifarTrainer(Trainer):
         for dataset in [self.train_dataset, *(self.eval_dataset.values() if isinstance(self.eval_dataset, dict) else [self.eval_dataset])]:
             if isinstance(dataset, CifarTensorDataset):
                 dataset.to(self.args.device)
-        self.args.dataloader_pin_memory = False
 
     # -- the fast path ------------------------------------------------------------------------------------
     def _prepare_inputs(self, inputs: dict) -> dict:

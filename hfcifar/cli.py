@@ -1,0 +1,154 @@
+"""The `hfcifar` command line: `train`, `eval`, `methods`.
+
+`hfcifar train` and `accelerate launch -m hfcifar.train` share one code path (`train_classifier`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+def _number(text: str) -> float:
+    """Parse `0.03`, `8/255` and the like."""
+    try:
+        return float(Fraction(text))
+    except (ValueError, ZeroDivisionError) as error:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from error
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .models import DEFAULT_MODEL
+
+    parser.add_argument("model", nargs="?", default=DEFAULT_MODEL,
+                        help=f"model preset (see `hfcifar train --list-models`) or a folder to fine-tune; default {DEFAULT_MODEL}")
+    parser.add_argument("--dataset", default=None,
+                        help="Hub id or local folder with CIFAR-10's schema; default $HFCIFAR_DATASET, then uoft-cs/cifar10")
+    parser.add_argument("--output", default=None, help="run folder (default runs/MODEL)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, default=None, help="training epochs (overrides the recipe)")
+    length.add_argument("--max-steps", type=int, default=None, help="training steps (overrides --epochs)")
+    parser.add_argument("--time-budget-minutes", type=float, default=None, help="stop cleanly and save after M minutes")
+    parser.add_argument("--batch-size", type=int, default=None, help="per-process batch size")
+    parser.add_argument("--lr", type=_number, default=None, help="peak learning rate")
+    parser.add_argument("--recipe", default=None, help="training recipe (see --list-models); default: the model's")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--validation-size", type=_number, default=None,
+                        help="fraction held out for validation when the dataset has no test split (default 0.1)")
+    run = parser.add_mutually_exclusive_group()
+    run.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    run.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    parser.add_argument("--list-models", action="store_true", help="list model presets and recipes, then exit")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .models import list_models
+    from .training import RECIPES, default_recipe, train_classifier
+
+    if args.list_models:
+        for name in list_models():
+            print(f"{name:24s} recipe={default_recipe(name)}")
+        print("recipes:", ", ".join(sorted(RECIPES)))
+        return 0
+    summary = train_classifier(
+        model=args.model,
+        dataset=args.dataset,
+        output_dir=args.output or f"runs/{Path(args.model).name}",
+        recipe=args.recipe,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        time_budget_minutes=args.time_budget_minutes,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        validation_size=args.validation_size,
+        disable_tqdm=args.no_progress,
+    )
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        print(
+            f"{summary['model']}: {summary['eval_split']} accuracy {summary['eval_accuracy']:.4f} on "
+            f"{summary['num_eval_examples']} images after {summary['global_step']} steps "
+            f"({summary['train_runtime_seconds']:.0f} s, {summary['num_processes']} process(es)) → "
+            f"{args.output or f'runs/{Path(args.model).name}'}"
+        )
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .evaluation import EVAL_RESULTS_FILE, evaluate_classifier
+
+    results = evaluate_classifier(args.model_dir, dataset=args.dataset, split=args.split, batch_size=args.batch_size, tta=args.tta)
+    text = json.dumps(results, indent=2)
+    print(text)
+    targets = [Path(args.output_json)] if args.output_json else []
+    if Path(args.model_dir).is_dir():
+        targets.append(Path(args.model_dir) / EVAL_RESULTS_FILE)
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text + "\n")
+    return 0
+
+
+def run_methods(args: argparse.Namespace) -> int:
+    from .methods import list_methods
+
+    statuses = list_methods()
+    for status in statuses:
+        print(f"{status.info.number:2d}  {status.info.slug:34s} {status.summary:34s} {status.info.title[:70]}")
+    done = sum(s.implemented for s in statuses)
+    print(f"\n{done} of {len(statuses)} methods implemented; {sum(s.has_claim_check for s in statuses)} with a claim check.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hfcifar", description="CIFAR-10 research methods, the Hugging Face way.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a classifier (same job as `accelerate launch -m hfcifar.train`)")
+    add_train_arguments(train)
+    train.set_defaults(func=run_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a saved classifier")
+    evaluate.add_argument("model_dir", help="folder written by `hfcifar train` (or any from_pretrained path)")
+    evaluate.add_argument("--dataset", default=None, help="default: the dataset the model was trained on")
+    evaluate.add_argument("--split", default="auto", help="test, validation, … (default: test if present, else validation)")
+    evaluate.add_argument("--batch-size", type=int, default=512)
+    evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                          help="flip test-time augmentation (default: as in training)")
+    evaluate.add_argument("--output-json", default=None, help="also write the results here")
+    evaluate.set_defaults(func=run_eval)
+
+    methods = commands.add_parser("methods", help="list the 46 methods and what exists for each")
+    methods.set_defaults(func=run_methods)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DatasetSchemaError, DatasetUnavailableError
+    from .training import RunDirectoryError
+
+    try:
+        return args.func(args)
+    except (DatasetSchemaError, DatasetUnavailableError, RunDirectoryError, ValueError) as error:
+        print(f"hfcifar {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        from accelerate import PartialState
+
+        # Without this, rank 0 of a gloo job sometimes aborts at exit ("terminate called without an active exception").
+        PartialState().destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

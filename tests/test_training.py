@@ -1,0 +1,91 @@
+import json
+import os
+
+import pytest
+import torch
+
+from hfcifar.models import create_model
+from hfcifar.training import CifarTrainer, CifarTrainingArguments, RunDirectoryError, train_classifier
+from hfcifar.data import CifarTensorDataset
+
+TINY = {"model": "fastnet-tiny", "disable_tqdm": True, "logging_steps": 2}
+
+
+def test_train_writes_a_loadable_run(cifar_source, tmp_path):
+    out = tmp_path / "run"
+    summary = train_classifier(dataset=cifar_source, output_dir=out, max_steps=6, **TINY)
+    for name in ["model.safetensors", "config.json", "preprocessor_config.json", "train_summary.json", "training_curves.png"]:
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "train_summary.json").read_text())
+    assert saved["global_step"] == 6 and saved["num_processes"] == 1 and saved["parameters_in_sync"]
+    assert 0.0 <= saved["eval_accuracy"] <= 1.0 and saved["num_eval_examples"] > 0
+    assert saved == json.loads(json.dumps(summary, default=str))
+    assert not (out / ".staging").exists()
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-6"]
+
+
+def test_existing_run_is_never_silently_overwritten(cifar_source, tmp_path):
+    out = tmp_path / "run"
+    train_classifier(dataset=cifar_source, output_dir=out, max_steps=2, **TINY)
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(RunDirectoryError, match="--overwrite"):
+        train_classifier(dataset=cifar_source, output_dir=out, max_steps=2, **TINY)
+    assert (out / "model.safetensors").read_bytes() == before
+    train_classifier(dataset=cifar_source, output_dir=out, max_steps=2, overwrite=True, seed=1, **TINY)
+    assert (out / "model.safetensors").read_bytes() != before
+
+
+def test_resume_continues_from_the_last_checkpoint(cifar_source, tmp_path):
+    out = tmp_path / "run"
+    train_classifier(dataset=cifar_source, output_dir=out, max_steps=3, save_steps=3, **TINY)
+    summary = train_classifier(dataset=cifar_source, output_dir=out, max_steps=6, resume=True, **TINY)
+    assert summary["resumed_from"].endswith("checkpoint-3") and summary["global_step"] == 6
+    with pytest.raises(RunDirectoryError, match="no checkpoint"):
+        train_classifier(dataset=cifar_source, output_dir=tmp_path / "empty", max_steps=2, resume=True, **TINY)
+
+
+def test_time_budget_stops_cleanly_and_saves(cifar_source, tmp_path):
+    out = tmp_path / "run"
+    summary = train_classifier(dataset=cifar_source, output_dir=out, max_steps=500, time_budget_minutes=1e-4, **TINY)
+    assert summary["stopped_by_time_budget"] and summary["global_step"] < 500
+    assert (out / f"checkpoint-{summary['global_step']}").is_dir() and (out / "model.safetensors").is_file()
+
+
+def test_labels_outside_the_model_classes_fail_before_training(tmp_path):
+    data = CifarTensorDataset(torch.zeros(8, 3, 32, 32, dtype=torch.uint8), torch.tensor([0, 1, 2, 3, 4, 5, 6, 10]))
+    args = CifarTrainingArguments(output_dir=str(tmp_path), max_steps=1)
+    with pytest.raises(ValueError, match=r"\[0, 9\]"):
+        CifarTrainer(model=create_model("fastnet-tiny"), args=args, train_dataset=data)
+
+
+def test_batches_reach_compute_loss_as_augmented_float_images(tmp_path):
+    seen = {}
+
+    class Probe(CifarTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            seen.setdefault("train" if model.training else "eval", inputs["pixel_values"])
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    data = CifarTensorDataset(images, torch.arange(16) % 10)
+    args = CifarTrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=16,
+                                  per_device_eval_batch_size=16, save_strategy="no", disable_tqdm=True)
+    trainer = Probe(model=create_model("fastnet-tiny"), args=args, train_dataset=data, eval_dataset=data)
+    trainer.train()
+    trainer.evaluate()
+    assert seen["train"].dtype == torch.float32 and 0 <= seen["train"].min() and seen["train"].max() <= 1
+    # evaluation sees the exact images; training sees crops/flips of them
+    assert torch.allclose(seen["eval"], images.float() / 255)
+    assert not torch.allclose(seen["train"].sort(0).values, images.float().sort(0).values / 255)
+
+
+def test_flip_tta_averages_logits_over_the_mirror(tmp_path):
+    model = create_model("fastnet-tiny").eval()
+    images = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
+    data = CifarTensorDataset(images, torch.arange(10))
+    args = CifarTrainingArguments(output_dir=str(tmp_path), tta=True, channels_last=False, disable_tqdm=True)
+    logits = CifarTrainer(model=model, args=args).predict(data).predictions
+    x = images.float() / 255
+    with torch.no_grad():
+        expected = (model(x).logits + model(x.flip(-1)).logits) / 2
+    assert torch.allclose(torch.from_numpy(logits), expected, atol=1e-5)
