@@ -10,8 +10,9 @@ SGD_NESTEROV = {"optim": "sgd", "optim_args": "momentum=0.9,nesterov=True"}
 
 RECIPES: dict[str, dict] = {
     # The quick CPU recipe of the default FastNet: triangular LR (linear warm-up then linear decay), label
-    # smoothing, flip + translate, flip test-time augmentation. Sized for ~5 minutes on 2 CPU cores on the
-    # 4,194 training images of cifar10-mini (see README for the measured accuracy).
+    # smoothing, flip + 2-px translate, flip test-time augmentation. Sized for ~5 minutes on 2 CPU cores on the
+    # 4,194 training images of cifar10-mini (README, "Measured"). On that data, many epochs of the 0.3M net beat
+    # few epochs of a 4× wider one in the same minutes (72.3% after 60 epochs vs 64.6% after 20, same split).
     "quick": {
         **SGD_NESTEROV,
         "learning_rate": 0.05,
@@ -19,7 +20,7 @@ RECIPES: dict[str, dict] = {
         "lr_scheduler_type": "linear",
         "warmup_steps": 0.2,
         "label_smoothing_factor": 0.2,
-        "num_train_epochs": 20,
+        "num_train_epochs": 60,
         "per_device_train_batch_size": 128,
         "crop_padding": 2,
         "tta": True,
@@ -49,7 +50,7 @@ RECIPES: dict[str, dict] = {
     },
 }
 
-DEFAULT_RECIPES = {"fastnet": "quick", "fastnet-tiny": "quick"}
+DEFAULT_RECIPES = {"fastnet": "quick", "fastnet-tiny": "quick", "fastnet-wide": "quick"}
 
 
 def default_recipe(model_name: str) -> str:

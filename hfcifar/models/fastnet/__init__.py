@@ -8,8 +8,10 @@ CONFIG_CLASS = FastNetConfig
 BACKBONE_CLASS = FastNetModel
 MODEL_CLASS = FastNetForImageClassification
 PRESETS = {
-    # the default model of `hfcifar train`: ~1.2M parameters, ~330 img/s training on 2 CPU cores
+    # the default model of `hfcifar train`: 0.30M parameters, ~1,000 img/s training on 2 CPU cores
     "fastnet": {},
+    # 4× the width (1.17M parameters): for GPUs and longer budgets
+    "fastnet-wide": {"stem_width": 32, "widths": [64, 128, 256]},
     # a tiny variant for tests and smoke runs
     "fastnet-tiny": {"stem_width": 8, "widths": [16, 16, 32]},
 }

@@ -31,9 +31,9 @@ class FastNetConfig(PreTrainedConfig):
             Number of input channels.
         image_size (`int`, *optional*, defaults to 32):
             Height and width of the input images.
-        stem_width (`int`, *optional*, defaults to 32):
+        stem_width (`int`, *optional*, defaults to 24):
             Output channels of the stem convolution.
-        widths (`list[int]`, *optional*, defaults to `[64, 128, 256]`):
+        widths (`list[int]`, *optional*, defaults to `[32, 64, 128]`):
             Output channels of each block; every block halves the spatial size.
         hidden_act (`str`, *optional*, defaults to `"gelu"`):
             Activation after every batch norm (`"gelu"` or `"relu"`).
@@ -51,7 +51,7 @@ class FastNetConfig(PreTrainedConfig):
     ```python
     >>> from hfcifar.models.fastnet import FastNetConfig, FastNetForImageClassification
 
-    >>> config = FastNetConfig(widths=[32, 64, 128])
+    >>> config = FastNetConfig(widths=[64, 128, 256])
     >>> model = FastNetForImageClassification(config)
     >>> config.id2label[0]
     'airplane'
@@ -64,8 +64,8 @@ class FastNetConfig(PreTrainedConfig):
         self,
         num_channels=3,
         image_size=32,
-        stem_width=32,
-        widths=(64, 128, 256),
+        stem_width=24,
+        widths=(32, 64, 128),
         hidden_act="gelu",
         batch_norm_momentum=0.1,
         logit_scale=1 / 9,

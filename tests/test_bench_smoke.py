@@ -1,0 +1,15 @@
+"""The benchmark scripts must keep running (their figures are read by people, not asserted here)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_train_throughput_bench_runs(cifar_source):
+    command = [sys.executable, str(REPO / "bench" / "train_throughput.py"), "--model", "fastnet-tiny", "--dataset",
+               cifar_source, "--batch-size", "16", "--steps", "2", "--warmup", "1", "--rounds", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ratio hfcifar/plain = " in result.stdout and "ratio naive/plain = " in result.stdout
