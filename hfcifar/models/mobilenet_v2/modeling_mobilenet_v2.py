@@ -1,0 +1,243 @@
+"""MobileNetV2 for CIFAR-10.
+
+"MobileNetV2: Inverted Residuals and Linear Bottlenecks", Sandler et al., CVPR 2018 (https://arxiv.org/abs/1801.04381).
+Each block expands a thin input with a 1×1 convolution, filters it with a cheap depthwise 3×3 convolution, and
+projects it back to a thin output with a linear 1×1 convolution; the residual connection joins the thin ends. The
+layout is that of kuangliu/pytorch-cifar (see `CifarMobileNetV2Config` for how it departs from the paper).
+"""
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutputWithPoolingAndNoAttention, ImageClassifierOutput
+
+from .configuration_mobilenet_v2 import CifarMobileNetV2Config
+
+
+# Copied from hfcifar.models.fastnet.modeling_fastnet.check_pixel_values
+def check_pixel_values(pixel_values: torch.Tensor, num_channels: int, image_size: int) -> None:
+    """Raise a `ValueError` naming the expected input unless `pixel_values` is float N×C×H×W in [0, 1]."""
+    expected = f"a float tensor of shape (batch, {num_channels}, {image_size}, {image_size}) with values in [0, 1]"
+    if not isinstance(pixel_values, torch.Tensor):
+        raise ValueError(f"pixel_values must be {expected}; got {type(pixel_values).__name__}.")
+    if not pixel_values.is_floating_point():
+        raise ValueError(
+            f"pixel_values must be {expected}; got dtype {pixel_values.dtype}. "
+            "Convert uint8 images with `images.float() / 255` or use the model's image processor."
+        )
+    if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (num_channels, image_size, image_size):
+        raise ValueError(f"pixel_values must be {expected}; got shape {tuple(pixel_values.shape)}.")
+    if pixel_values.numel() > 0:
+        low, high = torch.aminmax(pixel_values.detach())
+        if low < -1e-4 or high > 1 + 1e-4:
+            raise ValueError(
+                f"pixel_values must be {expected}; got values in [{low.item():.3g}, {high.item():.3g}]. "
+                "hfcifar models normalize inside the model: pass images in [0, 1], not standardized tensors."
+            )
+
+
+# Copied from hfcifar.models.fastnet.modeling_fastnet.PixelNormalization
+class PixelNormalization(nn.Module):
+    """Standardize images in [0, 1] with the per-channel mean and std of the config.
+
+    Normalizing inside the model (as RobustBench models do) keeps attacks, certification and data
+    transforms in image space, where ε and pixel values mean what the papers say.
+    """
+
+    def __init__(self, mean, std):
+        super().__init__()
+        # Not persistent: the config is the source of truth, and `_init_weights` refills them on load.
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def reset_parameters(self, mean, std) -> None:
+        self.mean.copy_(torch.tensor(mean, dtype=self.mean.dtype).view_as(self.mean))
+        self.std.copy_(torch.tensor(std, dtype=self.std.dtype).view_as(self.std))
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return (pixel_values - self.mean) / self.std
+
+
+# Copied from hfcifar.models.fastnet.modeling_fastnet.classification_loss
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+    """Cross-entropy of `logits` against integer `labels` in [0, num_labels), or `None` without labels."""
+    if labels is None:
+        return None
+    num_labels = logits.shape[-1]
+    if labels.dtype.is_floating_point or labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"labels must be an integer tensor of shape ({logits.shape[0]},); got {labels.dtype} {tuple(labels.shape)}."
+        )
+    if labels.numel() > 0 and (labels.min() < 0 or labels.max() >= num_labels):
+        raise ValueError(f"labels must lie in [0, {num_labels - 1}]; got values in [{labels.min()}, {labels.max()}].")
+    return nn.functional.cross_entropy(logits, labels)
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
+
+
+def make_divisible(channels: float, divisor: int) -> int:
+    """Round to the nearest multiple of `divisor` (at least `divisor`), but never below 90% of `channels`.
+
+    The rule of the reference implementations (TensorFlow's and torchvision's), so that a width multiplier gives
+    the channel counts the paper reports.
+    """
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * channels else rounded
+
+
+class CifarMobileNetV2ConvNormAct(nn.Module):
+    """`conv → BN → activation`; without an activation for the linear bottleneck."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int, groups: int, act: type | None
+    ):
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, groups=groups, bias=False
+        )
+        self.norm = nn.BatchNorm2d(out_channels)
+        self.act = act() if act is not None else nn.Identity()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(hidden_states)))
+
+
+class CifarMobileNetV2InvertedResidual(nn.Module):
+    """`expand 1×1 → depthwise 3×3 → linear project 1×1`, and a shortcut where it keeps the resolution."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, expansion: int, stride: int, config: CifarMobileNetV2Config
+    ):
+        super().__init__()
+        act = ACTIVATIONS[config.hidden_act]
+        hidden_channels = in_channels * expansion
+        if expansion != 1 or config.unit_expansion_conv:
+            self.expand = CifarMobileNetV2ConvNormAct(in_channels, hidden_channels, 1, 1, 1, act)
+        else:
+            self.expand = nn.Identity()
+        self.depthwise = CifarMobileNetV2ConvNormAct(hidden_channels, hidden_channels, 3, stride, hidden_channels, act)
+        # No activation after the projection: the paper shows a ReLU in this low-dimensional space destroys
+        # information (Section 3.2, "linear bottlenecks").
+        self.project = CifarMobileNetV2ConvNormAct(hidden_channels, out_channels, 1, 1, 1, None)
+        if stride == 1 and in_channels == out_channels:
+            self.shortcut = nn.Identity()
+        elif stride == 1 and config.projection_shortcuts:
+            self.shortcut = CifarMobileNetV2ConvNormAct(in_channels, out_channels, 1, 1, 1, None)
+        else:
+            self.shortcut = None
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        output = self.project(self.depthwise(self.expand(hidden_states)))
+        return output + self.shortcut(hidden_states) if self.shortcut is not None else output
+
+
+def plan_stages(config: CifarMobileNetV2Config) -> tuple[int, list[tuple[int, int, int, int, int]]]:
+    """The stem's output channels, and (input channels, output channels, expansion, blocks, stride) of every stage."""
+    stem_channels = make_divisible(config.stem_channels * config.width_multiplier, config.channel_divisor)
+    stages, in_channels = [], stem_channels
+    for expansion, channels, num_blocks, stride in config.inverted_residual_setting:
+        out_channels = make_divisible(channels * config.width_multiplier, config.channel_divisor)
+        stages.append((in_channels, out_channels, expansion, num_blocks, stride))
+        in_channels = out_channels
+    return stem_channels, stages
+
+
+class CifarMobileNetV2PreTrainedModel(PreTrainedModel):
+    config_class = CifarMobileNetV2Config
+    base_model_prefix = "mobilenet_v2"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, PixelNormalization):
+            module.reset_parameters(self.config.mean, self.config.std)
+        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+            # kuangliu/pytorch-cifar keeps PyTorch's default initialization: weights and biases uniform in
+            # ±1/√fan_in (what `kaiming_uniform_(a=√5)` amounts to). weight[0] holds one output's fan-in, which for
+            # a depthwise convolution is its 3×3 window.
+            bound = module.weight[0].numel() ** -0.5
+            nn.init.uniform_(module.weight, -bound, bound)
+            if module.bias is not None:
+                nn.init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+            if module.running_mean is not None:
+                module.running_mean.zero_()
+                module.running_var.fill_(1.0)
+                module.num_batches_tracked.zero_()
+
+
+class CifarMobileNetV2Model(CifarMobileNetV2PreTrainedModel):
+    """The MobileNetV2 backbone: normalized pixels → output of the last 1×1 convolution and its average pool."""
+
+    def __init__(self, config: CifarMobileNetV2Config):
+        super().__init__(config)
+        act = ACTIVATIONS[config.hidden_act]
+        stem_channels, stages = plan_stages(config)
+        self.normalization = PixelNormalization(config.mean, config.std)
+        # Stride 1 where ImageNet models use 2 (here and in the second stage, see the config): the ImageNet strides
+        # would shrink a 32×32 image to 1×1.
+        self.stem = CifarMobileNetV2ConvNormAct(config.num_channels, stem_channels, 3, 1, 1, act)
+        self.stages = nn.ModuleList(
+            nn.Sequential(
+                *(
+                    CifarMobileNetV2InvertedResidual(
+                        c_in if i == 0 else c_out, c_out, expansion, stride if i == 0 else 1, config
+                    )
+                    for i in range(num_blocks)
+                )
+            )
+            for c_in, c_out, expansion, num_blocks, stride in stages
+        )
+        self.head = CifarMobileNetV2ConvNormAct(stages[-1][1], config.last_channels, 1, 1, 1, act)
+        self.pooler = nn.AdaptiveAvgPool2d(1)
+        self.post_init()
+
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, return_dict: bool = True, **kwargs):
+        check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
+        hidden_states = self.stem(self.normalization(pixel_values))
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        for stage in self.stages:
+            hidden_states = stage(hidden_states)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+        hidden_states = self.head(hidden_states)
+        pooled = self.pooler(hidden_states).flatten(1)
+        if not return_dict:
+            return (hidden_states, pooled) + ((all_hidden_states,) if output_hidden_states else ())
+        return BaseModelOutputWithPoolingAndNoAttention(
+            last_hidden_state=hidden_states, pooler_output=pooled, hidden_states=all_hidden_states
+        )
+
+
+class CifarMobileNetV2ForImageClassification(CifarMobileNetV2PreTrainedModel):
+    """MobileNetV2 with a linear head on the globally average-pooled features."""
+
+    def __init__(self, config: CifarMobileNetV2Config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.mobilenet_v2 = CifarMobileNetV2Model(config)
+        self.classifier = nn.Linear(config.last_channels, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+        **kwargs,
+    ):
+        outputs = self.mobilenet_v2(pixel_values, output_hidden_states=output_hidden_states)
+        logits = self.classifier(outputs.pooler_output)
+        loss = classification_loss(logits, labels)
+        if not return_dict:
+            output = (logits,) + ((outputs.hidden_states,) if output_hidden_states else ())
+            return ((loss,) + output) if loss is not None else output
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+__all__ = ["CifarMobileNetV2ForImageClassification", "CifarMobileNetV2Model", "CifarMobileNetV2PreTrainedModel"]
