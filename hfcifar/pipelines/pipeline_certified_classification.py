@@ -77,6 +77,19 @@ def certified_radius(p_a_lower: float, sigma: float) -> float:
     return float(sigma * norm.ppf(p_a_lower))
 
 
+# Copied from hfcifar.methods.dual_randomized_smoothing.smoothing.predict_from_counts
+def predict_from_counts(counts: np.ndarray, alpha: float) -> int:
+    """The end of PREDICT (Cohen et al., Algorithm 1): the top class, or `ABSTAIN` when a two-sided binomial test of
+    its count against the runner-up's (Hung & Fithian, 2019) has p-value above α."""
+    from scipy.stats import binomtest  # imported on first use, see `clopper_pearson_lower_bound`
+
+    top_two = np.argsort(counts, kind="stable")[::-1][:2]
+    count_a, count_b = int(counts[top_two[0]]), int(counts[top_two[1]])
+    if binomtest(count_a, count_a + count_b, 0.5).pvalue > alpha:
+        return ABSTAIN
+    return int(top_two[0])
+
+
 # Copied from hfcifar.methods.dual_randomized_smoothing.smoothing.SmoothedClassifier
 class SmoothedClassifier:
     """The smoothed classifier g(x) = argmax_c P(f(x + ε) = c), ε ~ N(0, σ² I) of Randomized Smoothing.
@@ -201,14 +214,8 @@ class SmoothedClassifier:
         Counts f's classes on n noisy copies and returns the top class unless a two-sided binomial test of its
         count against the runner-up's (Hung & Fithian, 2019) has p-value above α.
         """
-        from scipy.stats import binomtest  # imported on first use, see `clopper_pearson_lower_bound`
-
         counts = self.sample_noise(x, n, batch_size, generator)
-        top_two = np.argsort(counts, kind="stable")[::-1][:2]
-        count_a, count_b = int(counts[top_two[0]]), int(counts[top_two[1]])
-        if binomtest(count_a, count_a + count_b, 0.5).pvalue > alpha:
-            return ABSTAIN
-        return int(top_two[0])
+        return predict_from_counts(counts, alpha)
 
     def certify_batch(self, images: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int | None = None,
                       generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -179,6 +179,18 @@ def noisy_base_input(images: torch.Tensor, sigma: float, sub_image: str | None =
 # ------------------------------------------------------------------------------------------ Randomized Smoothing
 
 
+def predict_from_counts(counts: np.ndarray, alpha: float) -> int:
+    """The end of PREDICT (Cohen et al., Algorithm 1): the top class, or `ABSTAIN` when a two-sided binomial test of
+    its count against the runner-up's (Hung & Fithian, 2019) has p-value above α."""
+    from scipy.stats import binomtest  # imported on first use, see `clopper_pearson_lower_bound`
+
+    top_two = np.argsort(counts, kind="stable")[::-1][:2]
+    count_a, count_b = int(counts[top_two[0]]), int(counts[top_two[1]])
+    if binomtest(count_a, count_a + count_b, 0.5).pvalue > alpha:
+        return ABSTAIN
+    return int(top_two[0])
+
+
 class SmoothedClassifier:
     """The smoothed classifier g(x) = argmax_c P(f(x + ε) = c), ε ~ N(0, σ² I) of Randomized Smoothing.
 
@@ -302,14 +314,8 @@ class SmoothedClassifier:
         Counts f's classes on n noisy copies and returns the top class unless a two-sided binomial test of its
         count against the runner-up's (Hung & Fithian, 2019) has p-value above α.
         """
-        from scipy.stats import binomtest  # imported on first use, see `clopper_pearson_lower_bound`
-
         counts = self.sample_noise(x, n, batch_size, generator)
-        top_two = np.argsort(counts, kind="stable")[::-1][:2]
-        count_a, count_b = int(counts[top_two[0]]), int(counts[top_two[1]])
-        if binomtest(count_a, count_a + count_b, 0.5).pvalue > alpha:
-            return ABSTAIN
-        return int(top_two[0])
+        return predict_from_counts(counts, alpha)
 
     def certify_batch(self, images: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int | None = None,
                       generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -426,16 +432,10 @@ class DualSmoothedClassifier(SmoothedClassifier):
         P(h(x, ε) = c) is the average of the two smoothed probabilities, so g_DRS(x) is h's smoothed prediction and
         the binomial test of Algorithm 1 applies unchanged (n draws of h, each one sub-image classification).
         """
-        from scipy.stats import binomtest  # imported on first use, see `clopper_pearson_lower_bound`
-
         counts_l, counts_r = self._sub_image_counts(self.check_images(x, single=True), n, batch_size, generator,
                                                     mixture=True)
         counts = counts_l[0] + counts_r[0]
-        top_two = np.argsort(counts, kind="stable")[::-1][:2]
-        count_a, count_b = int(counts[top_two[0]]), int(counts[top_two[1]])
-        if binomtest(count_a, count_a + count_b, 0.5).pvalue > alpha:
-            return ABSTAIN
-        return int(top_two[0])
+        return predict_from_counts(counts, alpha)
 
     def certify_batch(self, images: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int | None = None,
                       generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
