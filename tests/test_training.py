@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from hfcifar.models import create_model
+from hfcifar.models import ARCHITECTURES, create_model
 from hfcifar.training import CifarTrainer, CifarTrainingArguments, RunDirectoryError, train_classifier
 from hfcifar.data import CifarTensorDataset
 
@@ -140,3 +140,39 @@ def test_time_budget_fits_the_learning_rate_schedule(monkeypatch, fit):
         assert all(abs(b - a) < 0.01 for a, b in zip(learning_rates, learning_rates[1:]))  # no jumps
     else:
         assert budget.fitted_end_step is None and learning_rates[-1] > 0.6 * 0.05  # 0.039: most of the decay never ran
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_models_say_their_loss_takes_no_loss_kwargs(name):
+    # forward(**kwargs) would otherwise make Trainer treat the batch-mean loss as a sum over `num_items_in_batch`:
+    # multiplied by the number of processes, never divided by the gradient-accumulation steps.
+    assert ARCHITECTURES[name].model_class.accepts_loss_kwargs is False
+
+
+def test_gradient_accumulation_divides_the_mean_loss(tmp_path):
+    data = CifarTensorDataset(torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), torch.arange(8) % 10)
+    args = CifarTrainingArguments(output_dir=str(tmp_path), gradient_accumulation_steps=2, disable_tqdm=True)
+    model = create_model("fastnet-tiny")
+    trainer = CifarTrainer(model=model, args=args, train_dataset=data)
+    assert trainer.model_accepts_loss_kwargs is False
+    inputs = {"pixel_values": data.images.float() / 255, "labels": data.labels}
+    trainer.current_gradient_accumulation_steps = 2
+    scaled = trainer.training_step(model, inputs, num_items_in_batch=torch.tensor(16))  # float inputs: no augmentation
+    with torch.no_grad():  # still in train mode with the same parameters: the same batch statistics, the same loss
+        full = model(**inputs).loss
+    torch.testing.assert_close(scaled, full / 2)
+
+
+def test_train_classifier_takes_a_method_trainer(cifar_source, tmp_path):
+    calls = []
+
+    class Counting(CifarTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            calls.append(model.training)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    summary = train_classifier(dataset=cifar_source, output_dir=tmp_path / "run", max_steps=2, trainer_class=Counting,
+                               eval_strategy="no", **TINY)
+    assert calls.count(True) == 2 and summary["trainer"] == "Counting"
+    with pytest.raises(TypeError, match="trainer_class must subclass CifarTrainer"):
+        train_classifier(dataset=cifar_source, output_dir=tmp_path / "bad", max_steps=1, trainer_class=object, **TINY)

@@ -65,6 +65,8 @@ def train_classifier(
     split_seed: int = 0,
     model_overrides: dict | None = None,
     eval_dataset: str | None = None,
+    trainer_class: type[CifarTrainer] = CifarTrainer,
+    args_class: type[CifarTrainingArguments] = CifarTrainingArguments,
     **training_overrides,
 ) -> dict:
     """Train a CIFAR-10 classifier and save a `from_pretrained`-loadable folder in `output_dir`.
@@ -81,7 +83,9 @@ def train_classifier(
         eval_dataset: separate evaluation data (Hub id or folder): train on the whole `train` split of `dataset`
             and evaluate on `eval_dataset`'s `test` split if it has one, else its `train` split
             (see `hfcifar.data.load_train_and_eval`).
-        training_overrides: any other `CifarTrainingArguments` field.
+        trainer_class, args_class: a method's trainer (a `CifarTrainer` subclass) and its arguments class; every
+            method that only changes the loss or a hook trains through this one function.
+        training_overrides: any other field of `args_class`.
 
     Returns:
         The summary also written to `output_dir/train_summary.json`.
@@ -112,9 +116,12 @@ def train_classifier(
     settings.setdefault("save_strategy", "epoch")
     settings.setdefault("save_total_limit", 1)
     settings.setdefault("logging_steps", 10)
-    args = CifarTrainingArguments(output_dir=str(output_dir), seed=seed, **settings)
+    if not (issubclass(trainer_class, CifarTrainer) and issubclass(args_class, CifarTrainingArguments)):
+        raise TypeError("trainer_class must subclass CifarTrainer and args_class CifarTrainingArguments; got "
+                        f"{trainer_class.__name__} and {args_class.__name__}.")
+    args = args_class(output_dir=str(output_dir), seed=seed, **settings)
 
-    trainer = CifarTrainer(
+    trainer = trainer_class(
         model=net,
         args=args,
         train_dataset=train_split,
@@ -131,6 +138,7 @@ def train_classifier(
     summary = {
         "model": model,
         "model_type": net.config.model_type,
+        "trainer": trainer_class.__name__,
         "num_parameters": sum(p.numel() for p in net.parameters()),
         "recipe": recipe,
         "training_arguments": {k: getattr(args, k) for k in sorted(settings)},

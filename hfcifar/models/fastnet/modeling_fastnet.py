@@ -98,6 +98,9 @@ class FastNetPreTrainedModel(PreTrainedModel):
     config_class = FastNetConfig
     base_model_prefix = "fastnet"
     main_input_name = "pixel_values"
+    # The loss is a mean over the batch (it ignores `num_items_in_batch`): without this, `Trainer` would take the
+    # `**kwargs` of `forward` for loss kwargs and multiply the loss by the number of processes.
+    accepts_loss_kwargs = False
     input_modalities = ("image",)
 
     @torch.no_grad()

@@ -147,6 +147,9 @@ class CifarMobileNetV2PreTrainedModel(PreTrainedModel):
     config_class = CifarMobileNetV2Config
     base_model_prefix = "mobilenet_v2"
     main_input_name = "pixel_values"
+    # The loss is a mean over the batch (it ignores `num_items_in_batch`): without this, `Trainer` would take the
+    # `**kwargs` of `forward` for loss kwargs and multiply the loss by the number of processes.
+    accepts_loss_kwargs = False
     input_modalities = ("image",)
 
     @torch.no_grad()

@@ -193,6 +193,9 @@ class CifarResNetPreTrainedModel(PreTrainedModel):
     config_class = CifarResNetConfig
     base_model_prefix = "resnet"
     main_input_name = "pixel_values"
+    # The loss is a mean over the batch (it ignores `num_items_in_batch`): without this, `Trainer` would take the
+    # `**kwargs` of `forward` for loss kwargs and multiply the loss by the number of processes.
+    accepts_loss_kwargs = False
     input_modalities = ("image",)
 
     @torch.no_grad()
