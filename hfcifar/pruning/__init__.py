@@ -1,0 +1,33 @@
+"""The pruning family's shared pieces: one mask utility on `torch.nn.utils.prune` (masks.py).
+
+Methods (Global MP, RD layer-adaptive pruning, Activating-while-Pruning) compute masks with these functions and
+apply them with `apply_masks`; `make_permanent` runs before saving so a pruned model loads with `from_pretrained`.
+"""
+
+from .masks import (
+    PRUNABLE_TYPES,
+    apply_masks,
+    check_sparsity,
+    effective_weight,
+    global_magnitude_masks,
+    layer_flops_per_weight,
+    layer_magnitude_masks,
+    make_permanent,
+    prunable_layers,
+    sparsity_report,
+    uniform_magnitude_masks,
+)
+
+__all__ = [
+    "PRUNABLE_TYPES",
+    "apply_masks",
+    "check_sparsity",
+    "effective_weight",
+    "global_magnitude_masks",
+    "layer_flops_per_weight",
+    "layer_magnitude_masks",
+    "make_permanent",
+    "prunable_layers",
+    "sparsity_report",
+    "uniform_magnitude_masks",
+]
