@@ -113,3 +113,13 @@ def test_bad_masks_and_minimums_are_refused(model):
         apply_masks(model, {first: torch.ones(3)})
     with pytest.raises(ValueError, match="no nn.Conv2d/nn.Linear"):
         prunable_layers(torch.nn.ReLU())
+
+
+def test_pruning_methods_by_name(model):
+    from hfcifar.pruning import PRUNING_METHODS, compute_masks
+
+    assert {"global", "uniform"} <= set(PRUNING_METHODS)
+    masks = compute_masks("global", model, 0.9, min_keep_fraction=0.01)
+    assert all(m.sum() >= 0.01 * m.numel() for m in masks.values())
+    with pytest.raises(ValueError, match="Unknown pruning method 'nope'; registered: .*global"):
+        compute_masks("nope", model, 0.5)

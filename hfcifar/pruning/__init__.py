@@ -17,8 +17,12 @@ from .masks import (
     sparsity_report,
     uniform_magnitude_masks,
 )
+from .registry import PRUNING_METHODS, compute_masks, register_pruning_method
 
 __all__ = [
+    "PRUNING_METHODS",
+    "compute_masks",
+    "register_pruning_method",
     "PRUNABLE_TYPES",
     "apply_masks",
     "check_sparsity",
