@@ -22,6 +22,7 @@ import math
 import numbers
 import os
 import platform
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -514,8 +515,9 @@ def _plot_claim(report: dict, path: Path) -> None:
     ax.set_xlim(low, right)
     ax.set_xlabel(report["metric"])
     how = "compound criterion, see report" if report.get("compound") else f"{report['metric']} {value:.4g} vs paper {paper:.4g}"
-    ax.set_title(f"{report['slug']}: {report['verdict']} ({how})",
-                 color=colour, fontweight="bold")
+    # Two lines, wrapped: a long slug and metric name used to run off the figure.
+    title = "\n".join(textwrap.wrap(f"{report['slug']}: {report['verdict']}", 60) + textwrap.wrap(f"({how})", 80))
+    ax.set_title(title, color=colour, fontweight="bold", fontsize=10)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

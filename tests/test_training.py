@@ -176,3 +176,18 @@ def test_train_classifier_takes_a_method_trainer(cifar_source, tmp_path):
     assert calls.count(True) == 2 and summary["trainer"] == "Counting"
     with pytest.raises(TypeError, match="trainer_class must subclass CifarTrainer"):
         train_classifier(dataset=cifar_source, output_dir=tmp_path / "bad", max_steps=1, trainer_class=object, **TINY)
+
+
+@pytest.mark.parametrize("with_eval", [True, False])
+def test_training_curves_show_accuracy_only_when_evaluated(tmp_path, with_eval):
+    from matplotlib.image import imread
+
+    from hfcifar.training.callbacks import plot_training_curves
+
+    history = [{"step": s, "loss": 2.0 / s, "learning_rate": 0.1} for s in range(1, 5)]
+    if with_eval:
+        history.append({"step": 4, "epoch": 1.0, "eval_accuracy": 0.4})
+    path = plot_training_curves(history, str(tmp_path / "curves.png"))
+    width = imread(path).shape[1]
+    assert abs(width - (3 if with_eval else 2) * 4.4 * 110) <= 1  # one 4.4-inch panel per series, at 110 dpi
+    assert plot_training_curves([], str(tmp_path / "none.png")) is None

@@ -102,18 +102,18 @@ def plot_training_curves(log_history: list[dict], path: str) -> str | None:
     evals = [(h.get("epoch", h["step"]), h["eval_accuracy"]) for h in log_history if "eval_accuracy" in h]
     if not (train or evals):
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    if train:
-        axes[0].plot(*zip(*train), color="tab:blue")
-    axes[0].set(title="training loss", xlabel="step")
-    if lr:
-        axes[1].plot(*zip(*lr), color="tab:orange")
-    axes[1].set(title="learning rate", xlabel="step")
+    # No evaluation during training (eval_strategy="no") → no empty accuracy panel.
+    panels = [("training loss", "step", train, "tab:blue"), ("learning rate", "step", lr, "tab:orange")]
     if evals:
-        axes[2].plot(*zip(*evals), marker="o", color="tab:green")
+        panels.append(("evaluation accuracy", "epoch", evals, "tab:green"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6))
+    for ax, (title, xlabel, points, colour) in zip(axes, panels):
+        if points:
+            ax.plot(*zip(*points), color=colour, marker="o" if title == "evaluation accuracy" else None)
+        ax.set(title=title, xlabel=xlabel)
+    if evals:
         best = max(a for _, a in evals)
-        axes[2].set_ylim(0, max(1.0, math.ceil(best * 10) / 10))
-    axes[2].set(title="evaluation accuracy", xlabel="epoch")
+        axes[-1].set_ylim(0, max(1.0, math.ceil(best * 10) / 10))
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
