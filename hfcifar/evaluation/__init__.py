@@ -127,6 +127,14 @@ def evaluate_classifier(
     if not isinstance(model, PreTrainedModel):
         model_dir = Path(model) if Path(model).is_dir() else None
         model = AutoModelForImageClassification.from_pretrained(str(model))
+        from .faults import _clip_flag
+
+        if getattr(model.config, "clipped_activations", None) and _clip_flag(metric_options.get("clip", True)):
+            # FT-ClipAct thresholds travel in config.json; every metric measures the clipped network, as deployed
+            # (`--option clip=false` measures the unclipped one).
+            from ..methods.ft_clipact import clip_activations
+
+            model = clip_activations(model, model.config.clipped_activations, inplace=True)
     summary = training_summary(model_dir)
     if tta is None:
         tta = bool(summary.get("tta", False))
