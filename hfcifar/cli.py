@@ -62,6 +62,33 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     parser.add_argument("--list-models", action="store_true", help="list model presets and recipes, then exit")
+    pruning = parser.add_argument_group("pruning", "train (or fine-tune a folder) with hfcifar.pruning.PruningTrainer")
+    pruning.add_argument("--prune", default=None, metavar="METHOD",
+                         help="pruning method: global (Global MP), uniform (layer-wise MP) or one a method registers (rd)")
+    pruning.add_argument("--sparsity", type=_number, default=None, help="target sparsity in [0, 1), e.g. 0.9")
+    pruning.add_argument("--pruning-schedule", choices=["one-shot", "gradual"], default="one-shot")
+    pruning.add_argument("--pruning-start-step", type=int, default=0, help="step of the (first) pruning event")
+    pruning.add_argument("--pruning-end-step", type=int, default=None, help="gradual: step of the last event")
+    pruning.add_argument("--pruning-frequency", type=int, default=100, help="gradual: steps between events")
+    pruning.add_argument("--min-keep-fraction", type=_number, default=0.0,
+                         help="Global MP's minimum: every layer keeps at least this fraction (prevents layer collapse)")
+    pruning.add_argument("--pruning-target", choices=["params", "flops"], default="params",
+                         help="what --sparsity counts: weights, or multiply-accumulates removed")
+
+
+def _method_trainer(args: argparse.Namespace) -> dict:
+    """The `train_classifier` arguments of a method trainer chosen on the command line (today: pruning)."""
+    if args.prune is None and args.sparsity is None:
+        return {}
+    if args.prune is None or args.sparsity is None:
+        raise ValueError("--prune METHOD and --sparsity S go together, e.g. --prune global --sparsity 0.9.")
+    from .pruning import PruningTrainer, PruningTrainingArguments
+
+    return dict(trainer_class=PruningTrainer, args_class=PruningTrainingArguments, pruning_method=args.prune,
+                target_sparsity=args.sparsity, pruning_schedule=args.pruning_schedule,
+                pruning_start_step=args.pruning_start_step, pruning_end_step=args.pruning_end_step,
+                pruning_frequency=args.pruning_frequency, min_keep_fraction=args.min_keep_fraction,
+                pruning_target=args.pruning_target)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -90,13 +117,15 @@ def run_train(args: argparse.Namespace) -> int:
         validation_size=args.validation_size,
         eval_dataset=args.eval_dataset,
         disable_tqdm=args.no_progress,
+        **_method_trainer(args),
     )
     from accelerate import PartialState
 
     if PartialState().is_main_process:
+        pruned = f", sparsity {summary['pruning']['sparsity']:.1%}" if "pruning" in summary else ""
         print(
             f"{summary['model']}: {summary['eval_split']} accuracy {summary['eval_accuracy']:.4f} on "
-            f"{summary['num_eval_examples']} images after {summary['global_step']} steps "
+            f"{summary['num_eval_examples']} images after {summary['global_step']} steps{pruned} "
             f"({summary['train_runtime_seconds']:.0f} s, {summary['num_processes']} process(es)) → {output}"
         )
     return 0

@@ -50,3 +50,21 @@ def test_methods_lists_all_46_honestly(capsys):
 def test_console_script_and_module_entry_points_exist():
     result = subprocess.run([sys.executable, "-m", "hfcifar.train", "--list-models"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "fastnet" in result.stdout and "recipes:" in result.stdout
+
+
+def test_train_prunes_from_the_command_line(cifar_source, tmp_path, capsys):
+    from transformers import AutoModelForImageClassification
+
+    from hfcifar.pruning import sparsity_report
+
+    out = tmp_path / "run"
+    base = ["train", "fastnet-tiny", "--dataset", cifar_source, "--output", str(out), "--max-steps", "2", "--no-progress"]
+    assert main(base + ["--prune", "global", "--sparsity", "0.8", "--min-keep-fraction", "0.01"]) == 0
+    assert "sparsity 80.0%" in capsys.readouterr().out
+    model = AutoModelForImageClassification.from_pretrained(str(out))  # plain weights, zeros where pruned
+    assert abs(sparsity_report(model)["sparsity"] - 0.8) < 1e-3
+    assert json.loads((out / "train_summary.json").read_text())["pruning"]["min_keep_fraction"] == 0.01
+    assert main(base + ["--overwrite", "--sparsity", "0.8"]) == 2
+    assert "--prune METHOD and --sparsity S go together" in capsys.readouterr().err
+    assert main(base + ["--overwrite", "--prune", "global", "--sparsity", "1.2"]) == 2
+    assert "target_sparsity must be a fraction in [0, 1)" in capsys.readouterr().err

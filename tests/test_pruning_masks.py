@@ -123,3 +123,11 @@ def test_pruning_methods_by_name(model):
     assert all(m.sum() >= 0.01 * m.numel() for m in masks.values())
     with pytest.raises(ValueError, match="Unknown pruning method 'nope'; registered: .*global"):
         compute_masks("nope", model, 0.5)
+
+
+def test_uniform_and_per_layer_masks_of_a_channels_last_model(model):
+    model = model.to(memory_format=torch.channels_last)
+    masks = uniform_magnitude_masks(model, 0.75)
+    assert all(int((m == 0).sum()) == round(0.75 * m.numel()) for m in masks.values())
+    first = list(prunable_layers(model))[0]
+    assert layer_magnitude_masks(model, {first: 0.5})[first].mean() == 0.5

@@ -116,7 +116,7 @@ def _count(value) -> str:
 
 
 def _format_value(value: float, hub_type: str) -> str:
-    return f"{100 * value:.2f}%" if "accuracy" in hub_type else f"{value:.4g}"
+    return f"{100 * value:.2f}%" if "accuracy" in hub_type or hub_type == "sparsity" else f"{value:.4g}"
 
 
 def _training_rows(summary: dict) -> list[tuple[str, str]]:
@@ -147,6 +147,7 @@ def _training_rows(summary: dict) -> list[tuple[str, str]]:
                       f"torch {summary.get('torch_version')}"),
         ("Seed", str(summary.get("seed"))),
     ]
+    rows += [tuple(row) for row in summary.get("card_rows", [])]  # a method trainer's own rows (`method_summary`)
     return rows
 
 
@@ -205,7 +206,7 @@ def render_card(
     rows = [
         RenderedResult(e.metric_name + (f" ({e.metric_config})" if e.metric_config else ""),
                        _format_value(e.metric_value, e.metric_type), e.dataset_name,
-                       e.dataset_split, (e.metric_args or {}).get("num_examples", "?"))
+                       e.dataset_split, (e.metric_args or {}).get("num_examples") or "—")
         for e in eval_results
     ]
     notes = []

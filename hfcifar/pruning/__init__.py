@@ -1,7 +1,9 @@
-"""The pruning family's shared pieces: one mask utility on `torch.nn.utils.prune` (masks.py).
+"""The pruning family's shared pieces: one mask utility on `torch.nn.utils.prune` (masks.py), the pruning-method
+registry (registry.py), sparsity schedules (schedules.py) and `PruningTrainer` (trainer.py).
 
 Methods (Global MP, RD layer-adaptive pruning, Activating-while-Pruning) compute masks with these functions and
 apply them with `apply_masks`; `make_permanent` runs before saving so a pruned model loads with `from_pretrained`.
+`PruningTrainer` prunes on a schedule inside `transformers.Trainer` and always saves plain sparse weights.
 """
 
 from .masks import (
@@ -18,8 +20,20 @@ from .masks import (
     uniform_magnitude_masks,
 )
 from .registry import PRUNING_METHODS, compute_masks, register_pruning_method
+from .schedules import SCHEDULES, PruningSchedule, cubic_sparsity, gradual_schedule, one_shot_schedule
+from .trainer import MASKS_FILE, PruningCallback, PruningTrainer, PruningTrainingArguments, plain_state_dict
 
 __all__ = [
+    "MASKS_FILE",
+    "PruningCallback",
+    "PruningSchedule",
+    "PruningTrainer",
+    "PruningTrainingArguments",
+    "SCHEDULES",
+    "cubic_sparsity",
+    "gradual_schedule",
+    "one_shot_schedule",
+    "plain_state_dict",
     "PRUNING_METHODS",
     "compute_masks",
     "register_pruning_method",

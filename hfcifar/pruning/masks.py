@@ -76,7 +76,7 @@ def layer_flops_per_weight(model: nn.Module, layers: dict[str, nn.Module], image
 
 def _prune_lowest(scores: torch.Tensor, count: int) -> torch.Tensor:
     """A 0/1 mask of `scores`' shape zeroing its `count` smallest entries (ties as `prune.L1Unstructured`)."""
-    mask = torch.ones_like(scores)
+    mask = torch.ones(scores.shape, dtype=scores.dtype, device=scores.device)  # contiguous even for channels-last weights
     if count > 0:
         mask.view(-1)[torch.topk(scores.reshape(-1), k=count, largest=False).indices] = 0
     return mask

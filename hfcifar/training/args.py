@@ -33,7 +33,7 @@ class CifarTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "See `TrainingArguments`."})
     # Batches are gathered from a tensor that already lives on the training device: nothing to pin.
     dataloader_pin_memory: bool = field(default=False, metadata={"help": "See `TrainingArguments`."})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "See `TrainingArguments`."})
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "See `TrainingArguments`."})
 
     def __post_init__(self):
         # Accelerate only forms a multi-process CPU group (gloo) when its state is built with `cpu=True`, which

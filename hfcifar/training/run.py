@@ -164,6 +164,7 @@ def train_classifier(
         "seed": seed,
         "device": str(args.device),
         "torch_version": torch.__version__,
+        **trainer.method_summary(),
     }
     if trainer.is_world_process_zero():
         tmp = output_dir / f".{SUMMARY_FILE}.tmp"

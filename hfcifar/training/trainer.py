@@ -142,6 +142,12 @@ class CifarTrainer(Trainer):
             )
         self.accelerator.wait_for_everyone()
 
+    def method_summary(self) -> dict:
+        """What a method trainer adds to `train_summary.json` (`train_classifier` merges it in). A `card_rows` entry,
+        a list of `[label, text]` pairs, becomes rows of the model card's training table. The plain trainer adds
+        nothing."""
+        return {}
+
     @property
     def time_budget(self) -> TimeBudgetCallback | None:
         return next((c for c in self.callback_handler.callbacks if isinstance(c, TimeBudgetCallback)), None)
