@@ -51,6 +51,7 @@ from .schedules import SCHEDULES, PruningSchedule
 logger = logging.getLogger(__name__)
 
 MASKS_FILE = "pruning_masks.safetensors"
+STATE_FILE = "pruning_state.safetensors"  # a subclass's own tensors (`checkpoint_tensors`)
 PRUNING_TARGETS = ("params", "flops")
 
 
@@ -370,6 +371,17 @@ class PruningTrainer(CifarTrainer):
             masks = {name: layer.weight_mask.detach().to("cpu", torch.bool).contiguous()
                      for name, layer in prunable_layers(model).items() if hasattr(layer, "weight_mask")}
             safetensors.torch.save_file(masks, os.path.join(output_dir or self.args.output_dir, MASKS_FILE))
+            extra = {name: tensor.detach().to("cpu").contiguous() for name, tensor in self.checkpoint_tensors().items()}
+            if extra:
+                safetensors.torch.save_file(extra, os.path.join(output_dir or self.args.output_dir, STATE_FILE))
+
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        """Tensors a subclass needs back after `resume_from_checkpoint` (e.g. AP's reference weights W_0); saved in
+        each checkpoint as `pruning_state.safetensors` and handed to `load_checkpoint_tensors`."""
+        return {}
+
+    def load_checkpoint_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what `checkpoint_tensors` saved (tensors arrive on the CPU)."""
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -379,6 +391,9 @@ class PruningTrainer(CifarTrainer):
             masks = safetensors.torch.load_file(masks_file)
             with torch.no_grad():
                 apply_masks(target, {name: mask.float() for name, mask in masks.items()})
+        state_file = os.path.join(resume_from_checkpoint, STATE_FILE)
+        if os.path.isfile(state_file):
+            self.load_checkpoint_tensors(safetensors.torch.load_file(state_file))
 
 
-__all__ = ["MASKS_FILE", "PruningCallback", "PruningTrainer", "PruningTrainingArguments", "plain_state_dict"]
+__all__ = ["MASKS_FILE", "STATE_FILE", "PruningCallback", "PruningTrainer", "PruningTrainingArguments", "plain_state_dict"]
