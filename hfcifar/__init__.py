@@ -17,6 +17,7 @@ for _arch in ARCHITECTURES.values():
 
 from .pipelines import register_pipelines  # noqa: E402
 from .training import CifarTrainer, CifarTrainingArguments, train_classifier  # noqa: E402
+from . import quantization  # noqa: E402,F401  (registers the `qfx` quantizer with transformers)
 
 register_pipelines()
 

@@ -13,3 +13,12 @@ def test_train_throughput_bench_runs(cifar_source):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ratio hfcifar/plain = " in result.stdout and "ratio naive/plain = " in result.stdout
+
+
+def test_compression_bench_runs():
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "compression.py"), "--quick"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("pruned-90", "pruned-98", "qfx-8", "qfx-4"):
+        assert f"size ratio {name}/dense = " in result.stdout and f"latency ratio {name}/dense = " in result.stdout
+    assert "packed sparse (values + bit mask)" in result.stdout

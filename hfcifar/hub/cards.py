@@ -218,6 +218,16 @@ def render_card(
                      f"(stratified by class, seed {carved.get('split_seed')}); the model never trained on them.")
     if results and results.get("tta"):
         notes.append("Evaluated with flip test-time augmentation (logits of each image and its mirror averaged).")
+    quantization = getattr(config, "quantization_config", None) or {}
+    quantization = quantization if isinstance(quantization, dict) else quantization.to_dict()
+    if quantization.get("quant_method") == "qfx":
+        notes.append("QFX fixed-point model: `from_pretrained` rebuilds the fixed-point emulation only after "
+                     "`pip install hfcifar` and `import hfcifar` (which registers the `qfx` quantizer); the integer "
+                     "weights and binary points for deployment are in `fixed_point.safetensors` / `fixed_point.json`.")
+    if getattr(config, "clipped_activations", None):
+        notes.append("FT-ClipAct clipped activations: the thresholds are in `config.clipped_activations`; "
+                     "`hfcifar.methods.ft_clipact.load_clipped_model` (and `hfcifar eval`) apply them, plain "
+                     "`from_pretrained` gives the unclipped network.")
 
     arch = architecture_of(config)
     citations = [c for c in (citation, (report or {}).get("citation"), arch.citation(config) if arch else None,

@@ -29,7 +29,8 @@ from .cards import CardError, find_claim_report, render_card
 
 WEIGHTS_FILE = "model.safetensors"
 # Files of the run folder that are uploaded as they are, besides what `save_pretrained` writes.
-EXTRA_FILES = (EVAL_RESULTS_FILE, SUMMARY_FILE, CURVES_FILE)
+EXTRA_FILES = (EVAL_RESULTS_FILE, SUMMARY_FILE, CURVES_FILE,
+               "fixed_point.safetensors", "fixed_point.json")  # QFX's integer export (hfcifar.quantization)
 
 
 class StagingError(ValueError):

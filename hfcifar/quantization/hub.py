@@ -1,0 +1,212 @@
+"""Saving and loading fixed-point models the Hugging Face way.
+
+Two folders, two purposes:
+
+- **The trainable model** (`model.save_pretrained(dir)` of a quantized model, e.g. what `Trainer.save_model` writes):
+  `config.json` carries a `quantization_config` with `"quant_method": "qfx"`, the word lengths and each quantizer's
+  signedness; `model.safetensors` holds the float latent weights and the learned binary points (`…integer_bits`).
+  `AutoModelForImageClassification.from_pretrained(dir)` rebuilds the quantized model through the `qfx` quantizer
+  registered here with transformers (`register_quantization_config` / `register_quantizer`): before the weights
+  load, `QFXHfQuantizer` applies `quantize_model` to the empty model, so every key matches. QFX training can resume.
+- **The deployment export** (`save_fixed_point(model, dir)`): `fixed_point.safetensors` holds the integer tensors
+  (int8/int16/int32 by word length) and `fixed_point.json` the type of every tensor and activation (word length,
+  binary point, signedness, K, the HLS type), next to `save_pretrained`'s folder. `load_fixed_point(dir)` rebuilds
+  the model from the integers alone and checks the export reproduces the saved model's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from transformers.quantizers import HfQuantizer
+from transformers.quantizers.auto import (
+    AUTO_QUANTIZATION_CONFIG_MAPPING,
+    AUTO_QUANTIZER_MAPPING,
+    register_quantization_config,
+    register_quantizer,
+)
+from transformers.utils.quantization_config import QuantizationConfigMixin
+
+from .fixed_point import (
+    FixedPointExport,
+    FixedPointFormat,
+    dequantized_model,
+    export_fixed_point,
+    is_fixed_point_quantized,
+    quantize_model,
+    quantizer_formats,
+)
+
+QUANT_METHOD = "qfx"
+EXPORT_WEIGHTS = "fixed_point.safetensors"
+EXPORT_FORMATS = "fixed_point.json"
+
+
+class QFXConfig(QuantizationConfigMixin):
+    """`quantization_config` of a QFX model: how `quantize_model` rebuilds it (a transformers quantization config).
+
+    Args:
+        weight_bits (`int`, *optional*, defaults to 8): word length of Conv/Linear weights.
+        activation_bits (`int`, *optional*, defaults to 8): word length of layer inputs.
+        elementwise_bits (`int`, *optional*, defaults to 8): word length of BatchNorm, residual additions and biases.
+        multiplier_free (`bool`, *optional*, defaults to `False`): K-hot weights and BatchNorm scales.
+        k_hot (`int`, *optional*, defaults to 1): K of the multiplier-free mode.
+        quantize_elementwise (`bool`, *optional*, defaults to `True`): quantize BatchNorm and residual additions.
+        residual_blocks (`list[str]`, *optional*): the blocks whose outputs are cast.
+        formats (`dict`, *optional*): per quantizer `{"signed": bool, "integer_bits": int, ...}` at save time.
+    """
+
+    def __init__(self, weight_bits: int = 8, activation_bits: int = 8, elementwise_bits: int = 8,
+                 multiplier_free: bool = False, k_hot: int = 1, quantize_elementwise: bool = True,
+                 residual_blocks: list | None = None, formats: dict | None = None, **kwargs):
+        self.quant_method = QUANT_METHOD
+        self.weight_bits = weight_bits
+        self.activation_bits = activation_bits
+        self.elementwise_bits = elementwise_bits
+        self.multiplier_free = multiplier_free
+        self.k_hot = k_hot
+        self.quantize_elementwise = quantize_elementwise
+        self.residual_blocks = residual_blocks
+        self.formats = formats or {}
+
+    @classmethod
+    def from_model(cls, model) -> "QFXConfig":
+        plan = getattr(model, "fixed_point_plan", None)
+        if plan is None:
+            raise ValueError("The model was not quantized with quantize_model: it has no fixed_point_plan.")
+        return cls(plan.weight_bits, plan.activation_bits, plan.elementwise_bits, plan.multiplier_free, plan.k_hot,
+                   plan.quantize_elementwise, list(plan.residual_blocks), quantizer_formats(model))
+
+    def quantize_options(self) -> dict:
+        """The keyword arguments of `quantize_model` that rebuild the quantizers (binary points load as weights)."""
+        return {"weight_bits": self.weight_bits, "activation_bits": self.activation_bits,
+                "elementwise_bits": self.elementwise_bits, "multiplier_free": self.multiplier_free,
+                "k_hot": self.k_hot, "quantize_elementwise": self.quantize_elementwise,
+                "blocks": self.residual_blocks,
+                "formats": {name: {"signed": f.get("signed", True)} for name, f in (self.formats or {}).items()}}
+
+
+class QFXHfQuantizer(HfQuantizer):
+    """Rebuilds a QFX model inside `from_pretrained`: `quantize_model` on the empty model before the weights load."""
+
+    requires_calibration = False
+
+    def _process_model_before_weight_loading(self, model, **kwargs):
+        config = self.quantization_config
+        if isinstance(config, dict):
+            config = QFXConfig(**config)
+        return quantize_model(model, config.weight_bits, **config.quantize_options())
+
+    def _process_model_after_weight_loading(self, model, **kwargs):
+        return model
+
+    def is_serializable(self, safe_serialization=None):
+        return True
+
+    @property
+    def is_trainable(self) -> bool:
+        return True
+
+    @property
+    def is_qat_trainable(self) -> bool:
+        return True
+
+
+def register_with_transformers() -> None:
+    """Register the `qfx` quantization config and quantizer with transformers (idempotent)."""
+    if QUANT_METHOD not in AUTO_QUANTIZATION_CONFIG_MAPPING:
+        register_quantization_config(QUANT_METHOD)(QFXConfig)
+    if QUANT_METHOD not in AUTO_QUANTIZER_MAPPING:
+        register_quantizer(QUANT_METHOD)(QFXHfQuantizer)
+
+
+register_with_transformers()
+
+
+def attach_quantization_config(model) -> QFXConfig:
+    """Write the model's current quantizer formats into `model.config.quantization_config` (before saving)."""
+    config = QFXConfig.from_model(model)
+    model.config.quantization_config = config
+    return config
+
+
+def save_fixed_point(model, directory: str | os.PathLike, save_model: bool = True) -> FixedPointExport:
+    """Save the deployment export (integer tensors + formats) and, with `save_model`, the trainable model.
+
+    Writes `fixed_point.safetensors`, `fixed_point.json` and (`save_pretrained`) `config.json` with the
+    `quantization_config` + `model.safetensors`. Returns the export.
+    """
+    from safetensors.torch import save_file
+
+    if not is_fixed_point_quantized(model):
+        raise ValueError("save_fixed_point needs a quantized model (quantize_model / post_training_quantization).")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    export = export_fixed_point(model)
+    attach_quantization_config(model)
+    if save_model:
+        model.save_pretrained(directory)
+    tables = {"format": "qfx-fixed-point", "version": 1, "tensors": {}, "activations": {}}
+    for name, fmt in export.formats.items():
+        (tables["tensors"] if name in export.integers else tables["activations"])[name] = fmt.to_dict()
+    tmp = directory / f".{EXPORT_WEIGHTS}.tmp"
+    save_file(export.storage_tensors(), str(tmp), metadata={"format": "qfx-fixed-point"})
+    os.replace(tmp, directory / EXPORT_WEIGHTS)
+    tmp = directory / f".{EXPORT_FORMATS}.tmp"
+    tmp.write_text(json.dumps(tables, indent=2) + "\n")
+    os.replace(tmp, directory / EXPORT_FORMATS)
+    return export
+
+
+def read_fixed_point(directory: str | os.PathLike) -> FixedPointExport:
+    """The export saved by `save_fixed_point` (integers as int32)."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    for name in (EXPORT_WEIGHTS, EXPORT_FORMATS):
+        if not (directory / name).is_file():
+            raise ValueError(f"{directory} has no {name}: save the model with save_fixed_point(model, directory).")
+    tables = json.loads((directory / EXPORT_FORMATS).read_text())
+    formats = {name: FixedPointFormat.from_dict(values)
+               for name, values in {**tables["tensors"], **tables["activations"]}.items()}
+    integers = {name: tensor.to(torch.int32) for name, tensor in load_file(str(directory / EXPORT_WEIGHTS)).items()}
+    missing = sorted(set(tables["tensors"]) - set(integers))
+    if missing:
+        raise ValueError(f"{directory / EXPORT_WEIGHTS} lacks the tensors {missing[:5]} that {EXPORT_FORMATS} lists.")
+    return FixedPointExport(integers, formats)
+
+
+def load_fixed_point(directory: str | os.PathLike):
+    """The fixed-point model as the integers describe it: every weight, BatchNorm coefficient and binary point from
+    `fixed_point.safetensors` / `fixed_point.json` (the architecture and quantizer layout from `config.json`)."""
+    from transformers import AutoConfig, AutoModelForImageClassification
+
+    directory = Path(directory)
+    export = read_fixed_point(directory)
+    config = AutoConfig.from_pretrained(directory)
+    quantization = getattr(config, "quantization_config", None)
+    if quantization is None:
+        raise ValueError(f"{directory / 'config.json'} has no quantization_config: save with save_fixed_point.")
+    if isinstance(quantization, dict):
+        quantization = QFXConfig(**{k: v for k, v in quantization.items() if k != "quant_method"})
+    del config.quantization_config  # build the float architecture; quantize_model adds the quantizers
+    model = AutoModelForImageClassification.from_config(config)
+    quantize_model(model, quantization.weight_bits, **quantization.quantize_options())
+    model.config.quantization_config = quantization
+    return dequantized_model(model, export)
+
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "EXPORT_WEIGHTS",
+    "QFXConfig",
+    "QFXHfQuantizer",
+    "attach_quantization_config",
+    "load_fixed_point",
+    "read_fixed_point",
+    "register_with_transformers",
+    "save_fixed_point",
+]
