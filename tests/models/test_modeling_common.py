@@ -16,6 +16,7 @@ from hfcifar.models import ARCHITECTURES
 
 # Small configs of each architecture: fast forward/backward on CPU, every code path exercised.
 TINY_CONFIGS = {
+    "binary_resnet": {"stem_width": 8, "hidden_sizes": [8, 16], "depths": [1, 1], "reste_power_start": 2.0},
     "fastnet": {"stem_width": 8, "widths": [8, 16, 16]},
     "resnet": {"stem_width": 8, "hidden_sizes": [8, 16], "depths": [1, 1], "block_type": "bottleneck", "groups": 2, "width_per_group": 8},
     "wide_resnet": {"depth": 10, "widen_factor": 1, "dropout_rate": 0.1},
