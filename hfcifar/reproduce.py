@@ -170,10 +170,13 @@ class ClaimContext:
         return dict(self._load()[2])
 
 
-def seconds_per_step(model_name: str = "fastnet", batch_size: int = 128, steps: int = 5, channels_last: bool = False) -> float:
+def seconds_per_step(model_name: "str | torch.nn.Module" = "fastnet", batch_size: int = 128, steps: int = 5,
+                     channels_last: bool = False) -> float:
     """The median time of one training step (forward, backward, SGD) of a fresh `model_name` on this machine now.
 
-    Claim checks that size their experiment to the budget by the machine's speed measure it with this.
+    Claim checks that size their experiment to the budget by the machine's speed measure it with this. `model_name`
+    may be a model instance already set up as it will train (e.g. a binary net at its dearest estimator setting);
+    it is put in training mode and its weights change.
     `channels_last=True` times the memory format `CifarTrainer` trains in by default: for some nets (ResNet-20) a
     channels-last CPU step takes half the time of a contiguous one. The default (contiguous) is what the robustness
     checks were calibrated against; new checks should pass `channels_last=True`.
@@ -182,7 +185,7 @@ def seconds_per_step(model_name: str = "fastnet", batch_size: int = 128, steps: 
 
     from .models import create_model
 
-    model = create_model(model_name).train()
+    model = (create_model(model_name) if isinstance(model_name, str) else model_name).train()
     images, labels = torch.rand(batch_size, 3, 32, 32), torch.randint(0, 10, (batch_size,))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -196,6 +199,37 @@ def seconds_per_step(model_name: str = "fastnet", batch_size: int = 128, steps: 
         optimizer.step()
         times.append(time.perf_counter() - start)
     return sorted(times[2:])[steps // 2]
+
+
+def paired_comparison(correct_a: Any, correct_b: Any) -> dict:
+    """Accuracy of `a` minus that of `b`, measured on the same examples, with its standard error.
+
+    `correct_a`/`correct_b` are per-example correctness vectors (bool/0-1; numpy, torch or lists) of the same length.
+    The error is that of the mean per-example difference d ∈ {−1, 0, 1}: std(d, ddof=1)/√n. Examples both models get
+    right (or both wrong) carry no noise, so it is smaller than the unpaired error of two independent accuracies —
+    the tolerance most claim checks compare margins against.
+
+    Returns `{"margin", "standard_error", "a_only_right", "b_only_right", "num_examples"}`.
+    """
+    import numpy as np
+
+    def as_array(values):
+        values = values.detach().cpu().numpy() if hasattr(values, "detach") else values
+        return np.asarray(values, dtype=float)
+
+    a, b = as_array(correct_a), as_array(correct_b)
+    if a.shape != b.shape or a.ndim != 1 or a.size < 2:
+        raise ValueError("paired_comparison needs two per-example correctness vectors of the same length ≥ 2; got "
+                         f"shapes {a.shape} and {b.shape}.")
+    difference = a - b
+    return {"margin": float(difference.mean()), "standard_error": float(difference.std(ddof=1) / math.sqrt(a.size)),
+            "a_only_right": int((difference > 0).sum()), "b_only_right": int((difference < 0).sum()),
+            "num_examples": int(a.size)}
+
+
+def paired_standard_error(correct_a: Any, correct_b: Any) -> float:
+    """The standard error of `paired_comparison`'s margin."""
+    return paired_comparison(correct_a, correct_b)["standard_error"]
 
 
 # ----------------------------------------------------------------------------------------------- registry
@@ -544,6 +578,8 @@ __all__ = [
     "check_claim_module",
     "claim_check_slugs",
     "load_claim_module",
+    "paired_comparison",
+    "paired_standard_error",
     "render_markdown",
     "run_claim_check",
     "seconds_per_step",

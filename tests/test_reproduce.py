@@ -269,3 +269,23 @@ def test_the_context_follows_the_eval_dataset_rule(folders, tmp_path):
     report = run_claim_check("fake", dataset=folders["train_only"], eval_dataset=folders["with_test"],
                              output_dir=tmp_path / "out", module=fake_module(run=run))
     assert (report["eval_dataset"], report["eval_split"], report["num_eval_examples"]) == (folders["with_test"], "test", 40)
+
+
+def test_paired_comparison_is_the_error_of_the_per_example_differences():
+    import math
+
+    import numpy as np
+    import torch
+
+    from hfcifar.reproduce import paired_comparison, paired_standard_error
+
+    a = [1, 1, 0, 1, 0, 1, 1, 0]
+    b = [1, 0, 0, 1, 1, 0, 1, 0]
+    d = np.array(a, float) - np.array(b, float)
+    result = paired_comparison(torch.tensor(a, dtype=torch.bool), np.array(b))
+    assert result["margin"] == pytest.approx(d.mean())
+    assert result["standard_error"] == pytest.approx(d.std(ddof=1) / math.sqrt(8))
+    assert (result["a_only_right"], result["b_only_right"], result["num_examples"]) == (2, 1, 8)
+    assert paired_standard_error(a, a) == 0.0  # identical predictions: no uncertainty about the difference
+    with pytest.raises(ValueError, match="same length ≥ 2"):
+        paired_comparison(a, b[:4])

@@ -29,6 +29,7 @@ import time
 import numpy as np
 import torch
 
+from hfcifar.reproduce import paired_standard_error
 from hfcifar.reproduce import Claim, ClaimContext, Measurement
 from hfcifar.reproduce import seconds_per_step as measure_seconds_per_step
 
@@ -90,11 +91,6 @@ def plan_cycle_steps(ctx: ClaimContext, cycles_left: int, seconds_per_step: floa
     steps = int(0.92 * seconds / (2 * cycles_left * seconds_per_step))
     return min(max(steps, max(steps_per_epoch // 4, 2)), MAX_CYCLE_EPOCHS * steps_per_epoch)
 
-
-def paired_standard_error(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
-    """The standard error of the accuracy difference of two models on the same images (per-image differences)."""
-    diff = correct_a.astype(float) - correct_b.astype(float)
-    return float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else float("nan")
 
 
 def per_image_correct(trainer, dataset) -> np.ndarray:

@@ -211,9 +211,10 @@ def run(ctx: ClaimContext) -> Measurement:
         global_magnitude_masks,
         uniform_magnitude_masks,
     )
+    from hfcifar.reproduce import paired_standard_error
     from hfcifar.training import CifarTrainer, CifarTrainingArguments
 
-    from .layer_collapse import collapsed_layers, flops_sparsity, layer_sparsities, paired_standard_error
+    from .layer_collapse import collapsed_layers, flops_sparsity, layer_sparsities
 
     train = CifarTensorDataset.from_hf(ctx.train_split, "train", progress=ctx.progress)
     held_out = CifarTensorDataset.from_hf(ctx.eval_split, "eval", progress=ctx.progress)

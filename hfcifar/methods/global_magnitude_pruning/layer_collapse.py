@@ -34,15 +34,4 @@ def flops_sparsity(model: nn.Module, masks: dict[str, torch.Tensor]) -> float:
     return removed / total
 
 
-def paired_standard_error(correct_a: torch.Tensor, correct_b: torch.Tensor) -> float:
-    """Standard error of `accuracy(a) − accuracy(b)` measured on the same images (per-image differences d ∈
-    {−1, 0, 1}: `std(d) / √n`). Images both models get right or wrong carry no noise, so this is smaller than the
-    unpaired error of two independent accuracies."""
-    if correct_a.shape != correct_b.shape or correct_a.dim() != 1 or correct_a.numel() < 2:
-        raise ValueError("paired_standard_error needs two per-image correctness vectors of the same length ≥ 2; got "
-                         f"{tuple(correct_a.shape)} and {tuple(correct_b.shape)}.")
-    difference = correct_a.float() - correct_b.float()
-    return float(difference.std(unbiased=True) / difference.numel() ** 0.5)
-
-
-__all__ = ["collapsed_layers", "flops_sparsity", "layer_sparsities", "paired_standard_error"]
+__all__ = ["collapsed_layers", "flops_sparsity", "layer_sparsities"]

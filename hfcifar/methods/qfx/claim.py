@@ -28,6 +28,7 @@ import time
 
 import torch
 
+from hfcifar.reproduce import paired_standard_error
 from hfcifar.reproduce import Claim, ClaimContext, Measurement
 from hfcifar.reproduce import seconds_per_step as measure_seconds_per_step
 
@@ -122,12 +123,6 @@ def correct_predictions(model, split) -> torch.Tensor:
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     return torch.as_tensor(logits).argmax(-1) == torch.as_tensor(output.label_ids)
 
-
-def paired_standard_error(correct_a: torch.Tensor, correct_b: torch.Tensor) -> float:
-    """Standard error of accuracy(a) − accuracy(b) measured on the same images (the per-image differences)."""
-    difference = correct_a.float() - correct_b.float()
-    n = difference.numel()
-    return float(difference.std(unbiased=True) / math.sqrt(n)) if n > 1 else 0.0
 
 
 def plot_accuracy_vs_bits(path, results: dict, float_accuracy: float, float_se: float) -> None:

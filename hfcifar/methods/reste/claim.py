@@ -83,25 +83,16 @@ EVAL_COST = 0.35
 def seconds_per_step(estimator: str, steps: int = 5) -> float:
     """The median time of one training step of `binary-resnet20` with `estimator`, on this machine now.
 
-    `hfcifar.reproduce.seconds_per_step` times a fresh model, whose o = 1 takes a shortcut; from o > 1 on ReSTE's
-    backward evaluates a power of every binarized activation, so ReSTE is timed at o = o_end, its dearest step.
+    A fresh model's o = 1 takes a shortcut; from o > 1 on ReSTE's backward evaluates a power of every binarized
+    activation, so the model handed to `hfcifar.reproduce.seconds_per_step` is set to o = o_end, its dearest step.
     """
     from hfcifar.models import create_model
+    from hfcifar.reproduce import seconds_per_step as measure_seconds_per_step
 
-    # channels-last, as CifarTrainer runs conv nets (`channels_last=True`): the memory format changes the speed
-    model = create_model(MODEL, estimator=estimator).train().to(memory_format=torch.channels_last)
+    model = create_model(MODEL, estimator=estimator)
     model.set_training_progress(1.0)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    images = torch.rand(BATCH_SIZE, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, 10, (BATCH_SIZE,))
-    times = []
-    for _ in range(steps + 2):  # two warm-up steps: allocations, momentum buffers
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        model(images, labels=labels).loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    return sorted(times[2:])[steps // 2]
+    # channels-last, as CifarTrainer runs conv nets (`channels_last=True`): the memory format changes the speed
+    return measure_seconds_per_step(model, batch_size=BATCH_SIZE, steps=steps, channels_last=True)
 
 
 def plan(ctx: ClaimContext, num_train: int, num_eval: int, step_seconds: dict | None) -> dict:
@@ -126,11 +117,11 @@ def plan(ctx: ClaimContext, num_train: int, num_eval: int, step_seconds: dict | 
 
 def paired_comparison(correct_reste: np.ndarray, correct_ste: np.ndarray) -> dict:
     """Margin ReSTE − STE on the same images and the standard error of that mean difference."""
-    difference = correct_reste.astype(float) - correct_ste.astype(float)
-    n = difference.size
-    se = float(difference.std(ddof=1) / math.sqrt(n)) if n > 1 else float("inf")
-    return {"margin": float(difference.mean()), "standard_error": se,
-            "reste_only_right": int((difference > 0).sum()), "ste_only_right": int((difference < 0).sum())}
+    from hfcifar.reproduce import paired_comparison as compare
+
+    result = compare(correct_reste, correct_ste)
+    return {"margin": result["margin"], "standard_error": result["standard_error"],
+            "reste_only_right": result["a_only_right"], "ste_only_right": result["b_only_right"]}
 
 
 def plot_training(path, runs: dict) -> None:
