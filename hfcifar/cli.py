@@ -74,6 +74,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                          help="Global MP's minimum: every layer keeps at least this fraction (prevents layer collapse)")
     pruning.add_argument("--pruning-target", choices=["params", "flops"], default="params",
                          help="what --sparsity counts: weights, or multiply-accumulates removed")
+    pruning.add_argument("--pruning-calibration-examples", type=int, default=None,
+                         help="training images handed to the mask function (RD's distortion curves); default 128 for "
+                              "--prune rd, else 0")
 
 
 def _method_trainer(args: argparse.Namespace) -> dict:
@@ -88,7 +91,9 @@ def _method_trainer(args: argparse.Namespace) -> dict:
                 target_sparsity=args.sparsity, pruning_schedule=args.pruning_schedule,
                 pruning_start_step=args.pruning_start_step, pruning_end_step=args.pruning_end_step,
                 pruning_frequency=args.pruning_frequency, min_keep_fraction=args.min_keep_fraction,
-                pruning_target=args.pruning_target)
+                pruning_target=args.pruning_target,
+                pruning_calibration_examples=(args.pruning_calibration_examples if args.pruning_calibration_examples
+                                              is not None else 128 if args.prune == "rd" else 0))
 
 
 def run_train(args: argparse.Namespace) -> int:

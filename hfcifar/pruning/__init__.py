@@ -19,7 +19,7 @@ from .masks import (
     sparsity_report,
     uniform_magnitude_masks,
 )
-from .registry import PRUNING_METHODS, compute_masks, register_pruning_method
+from .registry import PRUNING_METHODS, compute_masks, get_pruning_method, register_pruning_method
 from .schedules import SCHEDULES, PruningSchedule, cubic_sparsity, gradual_schedule, one_shot_schedule
 from .trainer import MASKS_FILE, PruningCallback, PruningTrainer, PruningTrainingArguments, plain_state_dict
 
@@ -36,6 +36,7 @@ __all__ = [
     "plain_state_dict",
     "PRUNING_METHODS",
     "compute_masks",
+    "get_pruning_method",
     "register_pruning_method",
     "PRUNABLE_TYPES",
     "apply_masks",

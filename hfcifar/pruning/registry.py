@@ -32,11 +32,26 @@ def register_pruning_method(name: str):
     return decorate
 
 
+#: Methods whose mask function lives in a method folder: imported on first use, so `--prune rd` works without an
+#: explicit `import hfcifar.methods.rd_layer_adaptive_pruning` (and `import hfcifar.pruning` stays light).
+REGISTERING_MODULES = {"rd": "hfcifar.methods.rd_layer_adaptive_pruning"}
+
+
+def get_pruning_method(name: str) -> MaskFunction:
+    """The mask function registered as `name` (importing the method folder that registers it if needed)."""
+    if name not in PRUNING_METHODS and name in REGISTERING_MODULES:
+        import importlib
+
+        importlib.import_module(REGISTERING_MODULES[name])
+    if name not in PRUNING_METHODS:
+        known = sorted(set(PRUNING_METHODS) | set(REGISTERING_MODULES))
+        raise ValueError(f"Unknown pruning method {name!r}; registered: {', '.join(known)}.")
+    return PRUNING_METHODS[name]
+
+
 def compute_masks(method: str, model: nn.Module, sparsity: float, **options) -> dict[str, torch.Tensor]:
     """The masks of the registered method `method` at absolute `sparsity`."""
-    if method not in PRUNING_METHODS:
-        raise ValueError(f"Unknown pruning method {method!r}; registered: {', '.join(sorted(PRUNING_METHODS))}.")
-    return PRUNING_METHODS[method](model, sparsity, **options)
+    return get_pruning_method(method)(model, sparsity, **options)
 
 
 @register_pruning_method("global")

@@ -45,7 +45,7 @@ from ..data import CifarTensorDataset, to_float_images
 from ..training.args import CifarTrainingArguments
 from ..training.trainer import CifarTrainer
 from .masks import apply_masks, check_sparsity, prunable_layers, sparsity_report
-from .registry import PRUNING_METHODS
+from .registry import get_pruning_method
 from .schedules import SCHEDULES, PruningSchedule
 
 logger = logging.getLogger(__name__)
@@ -218,10 +218,7 @@ class PruningTrainer(CifarTrainer):
     # -- set-up -----------------------------------------------------------------------------------------------
     @staticmethod
     def _check_method(args: PruningTrainingArguments) -> None:
-        if args.pruning_method not in PRUNING_METHODS:
-            raise ValueError(f"Unknown pruning_method {args.pruning_method!r}; registered: {', '.join(sorted(PRUNING_METHODS))} "
-                             "(a method registers its own on import, e.g. `import hfcifar.methods.<slug>`).")
-        accepted = inspect.signature(PRUNING_METHODS[args.pruning_method]).parameters
+        accepted = inspect.signature(get_pruning_method(args.pruning_method)).parameters
         for option, default in (("min_keep_fraction", 0.0), ("target", "params")):
             value = args.min_keep_fraction if option == "min_keep_fraction" else args.pruning_target
             if value != default and option not in accepted:
