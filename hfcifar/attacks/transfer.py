@@ -11,8 +11,11 @@ from .base import Attack
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """The classes `model` predicts for `images` (in [0, 1]), in eval mode and in batches; the mode is restored."""
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256, non_finite_label: int | None = None) -> torch.Tensor:
+    """The classes `model` predicts for `images` (in [0, 1]), in eval mode and in batches; the mode is restored.
+
+    `non_finite_label` (e.g. -1) replaces the prediction wherever the logits are not all finite (fault injection
+    counts an inf/NaN output as a failure rather than as whatever class `argmax` lands on)."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"predict needs a torch classifier (nn.Module returning logits); got {type(model).__name__}.")
     if batch_size < 1:
@@ -28,7 +31,10 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> to
             if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
                 raise ValueError(f"{type(model).__name__} is not a classifier: expected (batch, classes) logits, got "
                                  f"{type(output).__name__}.")
-            predictions.append(logits.argmax(dim=1).to(images.device))
+            labels = logits.argmax(dim=1)
+            if non_finite_label is not None:
+                labels = torch.where(torch.isfinite(logits).all(dim=1), labels, non_finite_label)
+            predictions.append(labels.to(images.device))
     finally:
         model.train(training)
     return torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.long, device=images.device)

@@ -28,22 +28,9 @@ def predict_labels(model: nn.Module, images: torch.Tensor, batch_size: int = 256
     A fault can make the logits inf/NaN (an exponent flip to all ones, or ∞ − ∞ downstream); `argmax` would still name
     a class there, so such outputs count as a failure rather than as whatever class the NaN lands on.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be ≥ 1; got {batch_size}.")
-    training = model.training
-    model.eval()
-    try:
-        device = next(iter(model.parameters()), images).device
-        predictions = []
-        with torch.no_grad():
-            for start in range(0, images.shape[0], batch_size):
-                output = model(images[start:start + batch_size].to(device))
-                logits = output.logits if hasattr(output, "logits") else output
-                labels = logits.argmax(dim=-1)
-                predictions.append(torch.where(torch.isfinite(logits).all(dim=-1), labels, -1).cpu())
-        return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
-    finally:
-        model.train(training)
+    from ..attacks.transfer import predict
+
+    return predict(model, images, batch_size, non_finite_label=-1).cpu()
 
 
 @dataclass
