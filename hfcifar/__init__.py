@@ -23,7 +23,30 @@ register_pipelines()
 
 __version__ = "0.1.0"
 
+# Diffusion components, loaded on first use (diffusers is a heavy import). They are reachable as `hfcifar.<Name>`
+# because a diffusers pipeline folder records each component as (library, class) — e.g. ("hfcifar",
+# "USFScheduler") — and `from_pretrained` resolves it with `getattr(importlib.import_module("hfcifar"), name)`.
+_LAZY = {
+    "CifarDDPMPipeline": "hfcifar.diffusion",
+    "CifarClassConditionalPipeline": "hfcifar.diffusion",
+    "CifarLatentDiffusionPipeline": "hfcifar.diffusion",
+    "DiffusionTrainer": "hfcifar.diffusion",
+    "DiffusionTrainingArguments": "hfcifar.diffusion",
+    "create_unet": "hfcifar.diffusion",
+    "train_diffusion": "hfcifar.diffusion",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hfcifar' has no attribute {name!r}")
+
+
 __all__ = [
+    *_LAZY,
     "CifarImageProcessor",
     "CifarTrainer",
     "CifarTrainingArguments",

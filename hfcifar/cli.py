@@ -77,6 +77,27 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     pruning.add_argument("--pruning-calibration-examples", type=int, default=None,
                          help="training images handed to the mask function (RD's distortion curves); default 128 for "
                               "--prune rd, else 0")
+    diffusion = parser.add_argument_group("diffusion", "for UNet presets (ddpm-small, ddpm-small-cfg, …; see --list-models) "
+                                                       "and pipeline folders: hfcifar.diffusion.DiffusionTrainer")
+    diffusion.add_argument("--noise-schedule", default=None, help="β schedule: linear (default), cosine, scaled-linear, sigmoid")
+    diffusion.add_argument("--prediction-type", default=None, help="epsilon (default), v_prediction or sample")
+    diffusion.add_argument("--label-dropout", type=_number, default=None,
+                           help="class-conditional UNets: null-class probability for classifier-free guidance (default 0.1)")
+    diffusion.add_argument("--ema-decay", type=_number, default=None, help="EMA decay of the saved weights (default: the recipe's)")
+    diffusion.add_argument("--sample-every-steps", type=int, default=None, help="save a sample grid every N steps (default: at the end)")
+
+
+def _is_diffusion_model(model: str) -> bool:
+    from .diffusion.unets import is_unet_preset
+
+    return is_unet_preset(model) or (Path(model) / "model_index.json").is_file()
+
+
+def _diffusion_options(args: argparse.Namespace) -> dict:
+    options = {"noise_schedule": args.noise_schedule, "prediction_type": args.prediction_type,
+               "label_dropout": args.label_dropout, "ema_decay": args.ema_decay,
+               "sample_every_steps": args.sample_every_steps}
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _method_trainer(args: argparse.Namespace) -> dict:
@@ -100,12 +121,21 @@ def run_train(args: argparse.Namespace) -> int:
     from .models import list_models
     from .training import RECIPES, default_recipe, train_classifier
 
+    from .diffusion.unets import list_unets
+
     if args.list_models:
         for name in list_models():
             print(f"{name:24s} recipe={default_recipe(name)}")
+        for name in list_unets():
+            print(f"{name:24s} recipe={default_recipe(name)}  (diffusion UNet)")
         print("recipes:", ", ".join(sorted(RECIPES)))
         return 0
     output = args.output or f"runs/{Path(args.model).name}"
+    if _is_diffusion_model(args.model):
+        return _run_train_diffusion(args, output)
+    if _diffusion_options(args):
+        raise ValueError(f"--noise-schedule/--prediction-type/--label-dropout/--ema-decay/--sample-every-steps are for "
+                         f"diffusion UNets (e.g. ddpm-small); {args.model!r} is a classifier.")
     summary = train_classifier(
         model=args.model,
         dataset=args.dataset,
@@ -133,6 +163,27 @@ def run_train(args: argparse.Namespace) -> int:
             f"{summary['num_eval_examples']} images after {summary['global_step']} steps{pruned} "
             f"({summary['train_runtime_seconds']:.0f} s, {summary['num_processes']} process(es)) → {output}"
         )
+    return 0
+
+
+def _run_train_diffusion(args: argparse.Namespace, output: str) -> int:
+    from accelerate import PartialState
+
+    from .diffusion import train_diffusion
+
+    if args.prune is not None or args.sparsity is not None:
+        raise ValueError("--prune/--sparsity apply to classifiers, not to diffusion UNets.")
+    summary = train_diffusion(
+        model=args.model, dataset=args.dataset, output_dir=output, recipe=args.recipe, epochs=args.epochs,
+        max_steps=args.max_steps, time_budget_minutes=args.time_budget_minutes, batch_size=args.batch_size,
+        learning_rate=args.lr, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+        validation_size=args.validation_size, eval_dataset=args.eval_dataset, disable_tqdm=args.no_progress,
+        **_diffusion_options(args),
+    )
+    if PartialState().is_main_process:
+        print(f"{summary['model']}: {summary['eval_split']} denoising loss {summary['eval_loss']:.4f} after "
+              f"{summary['global_step']} steps ({summary['train_runtime_seconds']:.0f} s, {summary['num_processes']} "
+              f"process(es)) → {output} ({summary['pipeline']}; samples in {output}/samples/)")
     return 0
 
 

@@ -48,6 +48,38 @@ def _parameters_in_sync(trainer: CifarTrainer) -> bool:
     return bool((gathered == gathered[0]).all())
 
 
+def recipe_settings(recipe: str, epochs: float | None = None, max_steps: int | None = None,
+                    time_budget_minutes: float | None = None, batch_size: int | None = None,
+                    learning_rate: float | None = None, overrides: dict | None = None) -> dict:
+    """A recipe's training arguments with the explicit flags and `overrides` applied, plus the run defaults
+    (evaluate and save every epoch, keep one checkpoint, log every 10 steps)."""
+    settings = get_recipe(recipe)
+    flags = {
+        "num_train_epochs": epochs,
+        "max_steps": max_steps,
+        "time_budget_minutes": time_budget_minutes,
+        "per_device_train_batch_size": batch_size,
+        "learning_rate": learning_rate,
+    }
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    settings.update(overrides or {})
+    settings.setdefault("per_device_eval_batch_size", 512)
+    settings.setdefault("eval_strategy", "epoch")
+    settings.setdefault("save_strategy", "epoch")
+    settings.setdefault("save_total_limit", 1)
+    settings.setdefault("logging_steps", 10)
+    return settings
+
+
+def write_summary(trainer: CifarTrainer, output_dir: Path, summary: dict) -> None:
+    """Write `train_summary.json` atomically on the main process; every rank waits for it."""
+    if trainer.is_world_process_zero():
+        tmp = output_dir / f".{SUMMARY_FILE}.tmp"
+        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        os.replace(tmp, output_dir / SUMMARY_FILE)
+    trainer.accelerator.wait_for_everyone()
+
+
 def train_classifier(
     model: str = DEFAULT_MODEL,
     dataset: str | None = None,
@@ -101,21 +133,8 @@ def train_classifier(
     else:
         net = AutoModelForImageClassification.from_pretrained(model, **(model_overrides or {}))
     recipe = recipe or default_recipe(model)
-    settings = get_recipe(recipe)
-    flags = {
-        "num_train_epochs": epochs,
-        "max_steps": max_steps,
-        "time_budget_minutes": time_budget_minutes,
-        "per_device_train_batch_size": batch_size,
-        "learning_rate": learning_rate,
-    }
-    settings.update({k: v for k, v in flags.items() if v is not None})
-    settings.update(training_overrides)
-    settings.setdefault("per_device_eval_batch_size", 512)
-    settings.setdefault("eval_strategy", "epoch")
-    settings.setdefault("save_strategy", "epoch")
-    settings.setdefault("save_total_limit", 1)
-    settings.setdefault("logging_steps", 10)
+    settings = recipe_settings(recipe, epochs=epochs, max_steps=max_steps, time_budget_minutes=time_budget_minutes,
+                               batch_size=batch_size, learning_rate=learning_rate, overrides=training_overrides)
     if not (issubclass(trainer_class, CifarTrainer) and issubclass(args_class, CifarTrainingArguments)):
         raise TypeError("trainer_class must subclass CifarTrainer and args_class CifarTrainingArguments; got "
                         f"{trainer_class.__name__} and {args_class.__name__}.")
@@ -166,9 +185,5 @@ def train_classifier(
         "torch_version": torch.__version__,
         **trainer.method_summary(),
     }
-    if trainer.is_world_process_zero():
-        tmp = output_dir / f".{SUMMARY_FILE}.tmp"
-        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        os.replace(tmp, output_dir / SUMMARY_FILE)
-    trainer.accelerator.wait_for_everyone()
+    write_summary(trainer, output_dir, summary)
     return summary

@@ -63,7 +63,7 @@ class CifarTrainer(Trainer):
             args = CifarTrainingArguments(output_dir="hfcifar_trainer")
         if not isinstance(args, CifarTrainingArguments):
             raise TypeError("CifarTrainer needs CifarTrainingArguments (a TrainingArguments subclass).")
-        num_labels = model.config.num_labels
+        num_labels = self.label_count(model)
         train_dataset = as_tensor_dataset(train_dataset, "train", num_labels)
         if isinstance(eval_dataset, dict):
             eval_dataset = {k: as_tensor_dataset(v, k, num_labels) for k, v in eval_dataset.items()}
@@ -84,6 +84,11 @@ class CifarTrainer(Trainer):
             self.model.to(memory_format=torch.channels_last)
         self._keep_data_on_device()
         self._staging = False
+
+    @staticmethod
+    def label_count(model) -> int:
+        """The number of classes the data's labels must fit (the classifier's `num_labels`)."""
+        return model.config.num_labels
 
     def _keep_data_on_device(self) -> None:
         # airbench-style: on an accelerator the whole uint8 dataset lives on the device (batches are gathered there).
