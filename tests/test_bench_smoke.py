@@ -22,3 +22,11 @@ def test_compression_bench_runs():
     for name in ("pruned-90", "pruned-98", "qfx-8", "qfx-4"):
         assert f"size ratio {name}/dense = " in result.stdout and f"latency ratio {name}/dense = " in result.stdout
     assert "packed sparse (values + bit mask)" in result.stdout
+
+
+def test_diffusion_sampling_bench_runs():
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "diffusion_sampling.py"), "--quick"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "overhead ratio pipeline/bare = " in result.stdout and "wall time per NFE = " in result.stdout
+    assert "max |pipeline − bare| = 0.00e+00" in result.stdout
