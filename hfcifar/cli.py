@@ -206,8 +206,14 @@ def run_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_classifier, write_eval_results
 
     metrics, options = _eval_metrics_and_options(args)
-    results = evaluate_classifier(args.model_dir, dataset=args.dataset, split=args.split, batch_size=args.batch_size,
-                                  tta=args.tta, metrics=metrics, **options)
+    if (Path(args.model_dir) / "model_index.json").is_file():  # a diffusion pipeline: FID / IS of its samples
+        from .evaluation.generative import evaluate_generator
+
+        results = evaluate_generator(args.model_dir, dataset=args.dataset, split=args.split, batch_size=args.batch_size,
+                                     metrics=args.metric or ("fid", "inception_score"), **options)
+    else:
+        results = evaluate_classifier(args.model_dir, dataset=args.dataset, split=args.split, batch_size=args.batch_size,
+                                      tta=args.tta, metrics=metrics, **options)
     text = json.dumps(results, indent=2, ensure_ascii=False)
     print(text)
     if args.output_json:
@@ -315,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(train)
     train.set_defaults(func=run_train)
 
-    evaluate = commands.add_parser("eval", help="evaluate a saved classifier")
+    evaluate = commands.add_parser("eval", help="evaluate a saved classifier, or a diffusion pipeline folder (FID/IS)")
     evaluate.add_argument("model_dir", help="folder written by `hfcifar train` (or any from_pretrained path)")
     evaluate.add_argument("--dataset", default=None, help="default: the dataset the model was trained on")
     evaluate.add_argument("--split", default="auto", help="test, validation, … (default: test if present, else validation)")

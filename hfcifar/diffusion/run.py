@@ -105,6 +105,7 @@ def train_diffusion(
         "num_train_examples": len(trainer.train_dataset),
         "eval_dataset": data_info["eval_dataset"],
         "eval_split": data_info["eval_split"],
+        "num_eval_examples": len(trainer.eval_dataset) if trainer.eval_dataset is not None else None,
         "eval_loss": metrics.get("eval_loss"),
         "global_step": trainer.state.global_step,
         "epochs": trainer.state.epoch,

@@ -28,6 +28,29 @@ CARD_FILE = "README.md"
 REPORT_FILE = "report.json"
 DEFAULT_REPO_ID = "YOUR-USERNAME/MODEL-NAME"
 TASK = ("image-classification", "Image Classification")
+GENERATION_TASK = ("unconditional-image-generation", "Unconditional Image Generation")
+PIPELINE_INDEX = "model_index.json"
+SAMPLES_FILE = "samples.png"
+DIFFUSION_CITATIONS = {
+    "ddpm": """@inproceedings{ho2020denoising,
+  title     = {Denoising Diffusion Probabilistic Models},
+  author    = {Ho, Jonathan and Jain, Ajay and Abbeel, Pieter},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year      = {2020}
+}""",
+    "cfg": """@article{ho2022classifier,
+  title   = {Classifier-Free Diffusion Guidance},
+  author  = {Ho, Jonathan and Salimans, Tim},
+  journal = {arXiv preprint arXiv:2207.12598},
+  year    = {2022}
+}""",
+    "latent": """@inproceedings{rombach2022high,
+  title     = {High-Resolution Image Synthesis with Latent Diffusion Models},
+  author    = {Rombach, Robin and Blattmann, Andreas and Lorenz, Dominik and Esser, Patrick and Ommer, Bj{\"o}rn},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition},
+  year      = {2022}
+}""",
+}
 
 CIFAR10_CITATION = """@techreport{krizhevsky2009learning,
   title       = {Learning Multiple Layers of Features from Tiny Images},
@@ -81,7 +104,7 @@ def _dataset_name(source: str) -> str:
     return f"CIFAR-10 ({Path(source).name or source})"
 
 
-def eval_results_from(results: dict) -> list[EvalResult]:
+def eval_results_from(results: dict, task: tuple[str, str] = TASK) -> list[EvalResult]:
     """The model-index entries of an `eval_results.json`: one per registered metric it holds."""
     source = str(results.get("dataset") or HUB_DATASET)
     split = str(results.get("split", "test"))
@@ -98,7 +121,7 @@ def eval_results_from(results: dict) -> list[EvalResult]:
         metric = METRICS[name]
         count = counts.get(name, results.get("num_examples"))
         entries.append(EvalResult(
-            task_type=TASK[0], task_name=TASK[1],
+            task_type=task[0], task_name=task[1],
             dataset_type=HUB_DATASET, dataset_name=_dataset_name(source), dataset_config="plain_text",
             dataset_split=split, dataset_args=shared_args or None,
             metric_type=metric.hub_type, metric_name=metric.pretty_name, metric_value=float(results[name]),
@@ -122,6 +145,7 @@ def _format_value(value: float, hub_type: str) -> str:
 def _training_rows(summary: dict) -> list[tuple[str, str]]:
     if not summary:
         return []
+    generator = summary.get("model_type") == "diffusion"
     args = summary.get("training_arguments", {})
     batch = args.get("per_device_train_batch_size")
     processes = summary.get("num_processes", 1)
@@ -138,15 +162,19 @@ def _training_rows(summary: dict) -> list[tuple[str, str]]:
         ("Learning rate", f"{args.get('learning_rate')} peak, {args.get('lr_scheduler_type', 'linear')} schedule"
                           + (f", warm-up {args['warmup_steps']}" if args.get("warmup_steps") else "")),
         ("Batch size", f"{batch} per process × {processes} process(es)" if batch else "default"),
-        ("Label smoothing", str(args.get("label_smoothing_factor", 0.0))),
+        None if generator else ("Label smoothing", str(args.get("label_smoothing_factor", 0.0))),
         ("Augmentation", ", ".join(a for a in augmentation if a) or "none"),
-        ("Test-time augmentation", "flip (logits averaged)" if summary.get("tta") else "none"),
+        None if generator else ("Test-time augmentation", "flip (logits averaged)" if summary.get("tta") else "none"),
         ("Length", f"{summary.get('global_step')} steps, {float(summary.get('epochs') or 0):.1f} epochs"
                    + (" (stopped by the time budget)" if summary.get("stopped_by_time_budget") else "")),
         ("Wall time", f"{float(summary.get('train_runtime_seconds') or 0):.0f} s on {summary.get('device')}, "
                       f"torch {summary.get('torch_version')}"),
         ("Seed", str(summary.get("seed"))),
     ]
+    if generator:
+        rows[3] = ("Held-out data", f"{_count(summary.get('num_eval_examples') or '—')} images ({summary.get('eval_split')} "
+                                    f"split): denoising loss {float(summary.get('eval_loss') or 0):.4f}")
+    rows = [row for row in rows if row is not None]
     rows += [tuple(row) for row in summary.get("card_rows", [])]  # a method trainer's own rows (`method_summary`)
     return rows
 
@@ -189,6 +217,9 @@ def render_card(
         write: write `README.md` (atomically); `False` only returns the card.
     """
     model_dir = Path(model_dir)
+    if (model_dir / PIPELINE_INDEX).is_file():
+        return render_pipeline_card(model_dir, repo_id=repo_id, template=template, license=license,
+                                    claim_report=claim_report, citation=citation, write=write)
     if not (model_dir / "config.json").is_file():
         raise CardError(f"{model_dir} has no config.json: point render_card at a folder written by `hfcifar train` "
                         "or `save_pretrained`.")
@@ -272,10 +303,100 @@ def render_card(
         citation="\n\n".join(citations),
     )
     if write:
-        tmp = model_dir / f".{CARD_FILE}.tmp"
-        tmp.write_text(str(card))
-        os.replace(tmp, model_dir / CARD_FILE)
+        _write_card(model_dir, card)
     return card
 
 
-__all__ = ["CARD_FILE", "CardError", "eval_results_from", "find_claim_report", "list_templates", "render_card"]
+def _write_card(model_dir: Path, card: ModelCard) -> None:
+    tmp = model_dir / f".{CARD_FILE}.tmp"
+    tmp.write_text(str(card))
+    os.replace(tmp, model_dir / CARD_FILE)
+
+
+def render_pipeline_card(
+    model_dir: str | os.PathLike,
+    repo_id: str | None = None,
+    template: str | None = None,
+    license: str = "apache-2.0",
+    claim_report: str | os.PathLike | dict | None = None,
+    citation: str | None = None,
+    write: bool = True,
+) -> ModelCard:
+    """The card of a diffusion pipeline folder (`model_index.json`): FID/IS from `eval_results.json` in the
+    model-index (with the feature extractor that measured them), the training table, a sample grid, citations.
+    `render_card` calls this for pipeline folders; the arguments are the same."""
+    model_dir = Path(model_dir)
+    index = _read_json(model_dir / PIPELINE_INDEX) or {}
+    template = template or "diffusion"
+    if template not in list_templates():
+        raise CardError(f"Unknown card template {template!r}; available: {', '.join(list_templates())}.")
+    unet = _read_json(model_dir / "unet" / "config.json") or {}
+    scheduler = _read_json(model_dir / "scheduler" / "scheduler_config.json") or {}
+    results = _read_json(model_dir / EVAL_RESULTS_FILE)
+    summary = training_summary(model_dir)
+    if isinstance(claim_report, (str, os.PathLike)):
+        claim_report = _read_json(Path(claim_report))
+    report = claim_report if claim_report is not None else find_claim_report(model_dir)
+    eval_results = eval_results_from(results, GENERATION_TASK) if results else []
+    rows = [RenderedResult(e.metric_name + (f" ({e.metric_config})" if e.metric_config else ""),
+                           f"{e.metric_value:.4g}", e.dataset_name, e.dataset_split,
+                           (e.metric_args or {}).get("num_examples") or "—") for e in eval_results]
+    pipeline_class = index.get("_class_name", "DiffusionPipeline")
+    conditional = unet.get("num_class_embeds") is not None
+    latent = "vae" in index
+    notes = []
+    if results and not str(results.get("feature_extractor", "")).startswith("inception"):
+        notes.append(f"FID and IS were computed in the feature space of `{results.get('feature_extractor')}`, not "
+                     "Inception-v3: they compare models under that classifier and are not comparable to published FIDs.")
+    keys = ["ddpm"] + (["cfg"] if conditional else []) + (["latent"] if latent else [])
+    citations = [c for c in (citation, (report or {}).get("citation"), *(DIFFUSION_CITATIONS[k] for k in keys),
+                             CIFAR10_CITATION) if c]
+    name = summary.get("model") or pipeline_class
+    slug = (report or {}).get("slug")
+    tags = ["hfcifar", "diffusers", "cifar10", "diffusion"] + (["class-conditional"] if conditional else []) + \
+           (["latent-diffusion"] if latent else []) + ([slug] if slug else [])
+    card_data = ModelCardData(
+        library_name="diffusers", pipeline_tag=GENERATION_TASK[0], license=license, datasets=[HUB_DATASET],
+        metrics=sorted({e.metric_type for e in eval_results}) or None, tags=tags,
+        model_name=repo_id.split("/")[-1] if repo_id else name, eval_results=eval_results or None,
+    )
+    params = summary.get("num_parameters")
+    description = (
+        f"A {'class-conditional ' if conditional else ''}{'latent ' if latent else ''}denoising diffusion model of "
+        f"CIFAR-10 32×32 images: a diffusers `UNet2DModel`"
+        + (f" ({params / 1e6:.2f}M parameters)" if params else "")
+        + f" and a `{scheduler.get('_class_name', 'scheduler')}` ({scheduler.get('beta_schedule', '?')} β schedule, "
+        f"T = {scheduler.get('num_train_timesteps', '?')}, {scheduler.get('prediction_type', 'epsilon')} prediction)"
+        + (f", trained with hfcifar's `{summary['recipe']}` recipe" if summary.get("recipe") else "")
+        + (f" by the claim check of `{slug}`" if slug else "") + ", sampled by hfcifar's "
+        f"`{pipeline_class}`."
+    )
+    claim = {**report, "wall_time": f"{float(report.get('wall_time_seconds') or 0):.0f} s"} if report else None
+    card = ModelCard.from_template(
+        card_data, template_path=str(TEMPLATES / f"{template}.md"),
+        title=repo_id.split("/")[-1] if repo_id else f"{name} on CIFAR-10", description=description,
+        repo_id=repo_id or DEFAULT_REPO_ID, pipeline_class=pipeline_class, conditional=conditional, results=rows,
+        result_notes=notes, training=_training_rows(summary),
+        samples=SAMPLES_FILE if (model_dir / SAMPLES_FILE).is_file() else None,
+        curves=CURVES_FILE if (model_dir / CURVES_FILE).is_file() else None, claim=claim,
+        limitations=_pipeline_limitations(results, summary), citation="\n\n".join(citations),
+    )
+    if write:
+        _write_card(model_dir, card)
+    return card
+
+
+def _pipeline_limitations(results: dict | None, summary: dict) -> list[str]:
+    lines = []
+    if results and results.get("num_generated"):
+        lines.append(f"FID was estimated from {results['num_generated']} samples; FID is biased upwards at small sample "
+                     "counts (papers use 50,000), so compare models only at one sample count and feature extractor.")
+    if summary.get("dataset") and summary["dataset"] != HUB_DATASET:
+        lines.append(f"Trained on {_dataset_name(summary['dataset'])}: {_count(summary.get('num_train_examples'))} "
+                     "training images, not the full 50,000 of CIFAR-10.")
+    lines.append("Generates 32×32 images of CIFAR-10's 10 classes only; samples can reproduce training images.")
+    return lines
+
+
+__all__ = ["CARD_FILE", "CardError", "eval_results_from", "find_claim_report", "list_templates", "render_card",
+           "render_pipeline_card"]

@@ -25,7 +25,9 @@ from ..image_processing_cifar import CifarImageProcessor
 from ..models import architecture_of
 from ..training.callbacks import CURVES_FILE
 from ..training.run import SUMMARY_FILE
-from .cards import CardError, find_claim_report, render_card
+from .cards import PIPELINE_INDEX, SAMPLES_FILE, CardError, find_claim_report, render_card
+
+SAMPLES_DIR = "samples"  # DiffusionTrainer's sample grids (hfcifar.diffusion.trainer.SAMPLES_DIR)
 
 WEIGHTS_FILE = "model.safetensors"
 # Files of the run folder that are uploaded as they are, besides what `save_pretrained` writes.
@@ -114,6 +116,12 @@ def stage_model(
     The folder is written next to `staging_dir` first and renamed into place, so a failure leaves no half-staged
     folder behind.
     """
+    if (Path(model_dir) / PIPELINE_INDEX).is_file():
+        if pipelines:
+            raise StagingError("Custom transformers pipelines (--pipeline) ship with classifiers; a diffusion pipeline "
+                               "folder is itself the pipeline.")
+        return stage_pipeline(model_dir, staging_dir, repo_id=repo_id, overwrite=overwrite,
+                              require_results=require_results, **card_kwargs)
     model_dir = check_model_folder(model_dir)
     if require_results and not (model_dir / EVAL_RESULTS_FILE).is_file():
         raise StagingError(f"{model_dir} has no {EVAL_RESULTS_FILE}: run `hfcifar eval {model_dir}` first, so the "
@@ -126,13 +134,7 @@ def stage_model(
     if architecture_of(model.config) is None:
         raise StagingError(f"{model_dir} holds a {model.config.model_type!r} model, not an hfcifar architecture; "
                            "hfcifar stages only models whose code it can ship as remote code.")
-    if staging_dir is None:
-        staging_dir = tempfile.mkdtemp(prefix="hfcifar-stage-")
-    staging_dir = Path(staging_dir)
-    if staging_dir.exists() and any(staging_dir.iterdir()) and not overwrite:
-        raise StagingError(f"{staging_dir} is not empty; choose another folder or pass overwrite=True (--overwrite).")
-    staging_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".staging-", dir=staging_dir.parent))
+    staging_dir, work = _staging_folders(staging_dir, overwrite)
     try:
         model.config._auto_class = "AutoConfig"
         custom = _pipeline_files(list(pipelines), work)
@@ -149,9 +151,70 @@ def stage_model(
         # The claim check that trained the model sits beside the run folder, not beside the staging folder.
         report = card_kwargs.pop("claim_report", None) or find_claim_report(model_dir) or {}
         render_card(work, repo_id=repo_id, claim_report=report, **card_kwargs)
-        if staging_dir.exists():
-            shutil.rmtree(staging_dir)
-        os.replace(work, staging_dir)
+        _move_into_place(work, staging_dir)
+    except CardError as error:
+        shutil.rmtree(work, ignore_errors=True)
+        raise StagingError(str(error)) from error
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return staging_dir
+
+
+def _staging_folders(staging_dir, overwrite: bool) -> tuple[Path, Path]:
+    """The staging folder (checked) and a fresh work folder beside it, renamed into place when complete."""
+    if staging_dir is None:
+        staging_dir = tempfile.mkdtemp(prefix="hfcifar-stage-")
+    staging_dir = Path(staging_dir)
+    if staging_dir.exists() and any(staging_dir.iterdir()) and not overwrite:
+        raise StagingError(f"{staging_dir} is not empty; choose another folder or pass overwrite=True (--overwrite).")
+    staging_dir.parent.mkdir(parents=True, exist_ok=True)
+    return staging_dir, Path(tempfile.mkdtemp(prefix=".staging-", dir=staging_dir.parent))
+
+
+def _move_into_place(work: Path, staging_dir: Path) -> None:
+    if staging_dir.exists():
+        shutil.rmtree(staging_dir)
+    os.replace(work, staging_dir)
+
+
+def _latest_sample_grid(model_dir: Path) -> Path | None:
+    grids = sorted((model_dir / SAMPLES_DIR).glob("step-*.png"), key=lambda p: int(p.stem.split("-")[-1]))
+    return grids[-1] if grids else None
+
+
+def stage_pipeline(
+    model_dir: str | os.PathLike,
+    staging_dir: str | os.PathLike | None = None,
+    repo_id: str | None = None,
+    overwrite: bool = False,
+    require_results: bool = True,
+    **card_kwargs,
+) -> Path:
+    """`stage_model` for a diffusion pipeline folder (`model_index.json`): every component re-saved with
+    `save_pretrained` (safetensors), the run's result files, the last sample grid as `samples.png`, and the card."""
+    from ..evaluation.generative import load_pipeline
+
+    model_dir = Path(model_dir)
+    if require_results and not (model_dir / EVAL_RESULTS_FILE).is_file():
+        raise StagingError(f"{model_dir} has no {EVAL_RESULTS_FILE}: run `hfcifar eval {model_dir} --option "
+                           "feature_extractor=CLASSIFIER_DIR` first, so the model card reports measured FID/IS.")
+    try:
+        pipe = load_pipeline(model_dir)
+    except Exception as error:  # diffusers raises many types for unreadable folders
+        raise StagingError(f"{model_dir} does not load as a diffusion pipeline ({type(error).__name__}: {error}).") from error
+    staging_dir, work = _staging_folders(staging_dir, overwrite)
+    try:
+        pipe.save_pretrained(work, safe_serialization=True)
+        for name in EXTRA_FILES:
+            if (model_dir / name).is_file():
+                shutil.copy2(model_dir / name, work / name)
+        grid = _latest_sample_grid(model_dir)
+        if grid is not None:
+            shutil.copy2(grid, work / SAMPLES_FILE)
+        report = card_kwargs.pop("claim_report", None) or find_claim_report(model_dir) or {}
+        render_card(work, repo_id=repo_id, claim_report=report, **card_kwargs)
+        _move_into_place(work, staging_dir)
     except CardError as error:
         shutil.rmtree(work, ignore_errors=True)
         raise StagingError(str(error)) from error
@@ -179,4 +242,4 @@ def read_auto_map(staging_dir: str | os.PathLike) -> dict:
     return json.loads((Path(staging_dir) / "config.json").read_text()).get("auto_map", {})
 
 
-__all__ = ["StagingError", "check_model_folder", "read_auto_map", "stage_model", "staged_files"]
+__all__ = ["StagingError", "check_model_folder", "read_auto_map", "stage_model", "stage_pipeline", "staged_files"]
