@@ -85,6 +85,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                            help="class-conditional UNets: null-class probability for classifier-free guidance (default 0.1)")
     diffusion.add_argument("--ema-decay", type=_number, default=None, help="EMA decay of the saved weights (default: the recipe's)")
     diffusion.add_argument("--sample-every-steps", type=int, default=None, help="save a sample grid every N steps (default: at the end)")
+    diffusion.add_argument("--vae", default=None, metavar="DIR",
+                           help="latent diffusion: train on the latents of this AutoencoderKL (e.g. from `hfcifar train vae-small`)")
 
 
 def _is_diffusion_model(model: str) -> bool:
@@ -93,10 +95,16 @@ def _is_diffusion_model(model: str) -> bool:
     return is_unet_preset(model) or (Path(model) / "model_index.json").is_file()
 
 
+def _is_autoencoder(model: str) -> bool:
+    from .diffusion.autoencoder import VAE_PRESETS
+
+    return model in VAE_PRESETS
+
+
 def _diffusion_options(args: argparse.Namespace) -> dict:
     options = {"noise_schedule": args.noise_schedule, "prediction_type": args.prediction_type,
                "label_dropout": args.label_dropout, "ema_decay": args.ema_decay,
-               "sample_every_steps": args.sample_every_steps}
+               "sample_every_steps": args.sample_every_steps, "vae": args.vae}
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -121,6 +129,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .models import list_models
     from .training import RECIPES, default_recipe, train_classifier
 
+    from .diffusion.autoencoder import VAE_PRESETS
     from .diffusion.unets import list_unets
 
     if args.list_models:
@@ -128,11 +137,15 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"{name:24s} recipe={default_recipe(name)}")
         for name in list_unets():
             print(f"{name:24s} recipe={default_recipe(name)}  (diffusion UNet)")
+        for name in sorted(VAE_PRESETS):
+            print(f"{name:24s} recipe=ddpm-quick  (AutoencoderKL for latent diffusion)")
         print("recipes:", ", ".join(sorted(RECIPES)))
         return 0
     output = args.output or f"runs/{Path(args.model).name}"
     if _is_diffusion_model(args.model):
         return _run_train_diffusion(args, output)
+    if _is_autoencoder(args.model):
+        return _run_train_vae(args, output)
     if _diffusion_options(args):
         raise ValueError(f"--noise-schedule/--prediction-type/--label-dropout/--ema-decay/--sample-every-steps are for "
                          f"diffusion UNets (e.g. ddpm-small); {args.model!r} is a classifier.")
@@ -184,6 +197,22 @@ def _run_train_diffusion(args: argparse.Namespace, output: str) -> int:
         print(f"{summary['model']}: {summary['eval_split']} denoising loss {summary['eval_loss']:.4f} after "
               f"{summary['global_step']} steps ({summary['train_runtime_seconds']:.0f} s, {summary['num_processes']} "
               f"process(es)) → {output} ({summary['pipeline']}; samples in {output}/samples/)")
+    return 0
+
+
+def _run_train_vae(args: argparse.Namespace, output: str) -> int:
+    from accelerate import PartialState
+
+    from .diffusion import train_vae
+
+    summary = train_vae(model=args.model, dataset=args.dataset, output_dir=output, recipe=args.recipe or "ddpm-quick",
+                        epochs=args.epochs, max_steps=args.max_steps, time_budget_minutes=args.time_budget_minutes,
+                        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, resume=args.resume,
+                        overwrite=args.overwrite, disable_tqdm=args.no_progress)
+    if PartialState().is_main_process:
+        print(f"{summary['model']}: {summary['eval_split']} reconstruction MSE {summary['eval_reconstruction_mse']:.4f} "
+              f"(images in [-1, 1]), latents {summary['latent_shape'][0]}×{summary['latent_shape'][1]}² scaled by "
+              f"{summary['scaling_factor']:.3f} → {output} (use: hfcifar train ddpm-small --vae {output})")
     return 0
 
 

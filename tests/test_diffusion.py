@@ -232,3 +232,23 @@ def test_diffusion_example_runs_on_two_processes(cifar_source, tmp_path):
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["num_processes"] == 2 and summary["parameters_in_sync"] is True and summary["global_step"] == 3
     assert (out / "model_index.json").is_file()
+
+
+def test_latent_diffusion_trains_on_a_trained_autoencoder(cifar_source, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    vae_dir, ldm_dir = tmp_path / "vae", tmp_path / "ldm"
+    base = [sys.executable, "-m", "hfcifar.cli", "train", "--dataset", cifar_source, "--max-steps", "2",
+            "--batch-size", "8", "--no-progress"]
+    vae_run = subprocess.run(base[:4] + ["vae-tiny"] + base[4:] + ["--output", str(vae_dir)],
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert vae_run.returncode == 0, vae_run.stderr[-3000:]
+    assert "reconstruction MSE" in vae_run.stdout
+    scaling = json.loads((vae_dir / "config.json").read_text())["scaling_factor"]
+    assert scaling > 0 and scaling != 1.0  # measured on training latents, not the preset's placeholder
+    ldm_run = subprocess.run(base[:4] + ["ddpm-tiny-cfg"] + base[4:] + ["--output", str(ldm_dir), "--vae", str(vae_dir)],
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert ldm_run.returncode == 0, ldm_run.stderr[-3000:]
+    pipe = quiet(CifarLatentDiffusionPipeline.from_pretrained(ldm_dir))
+    assert pipe.unet.config.in_channels == 4 and pipe.unet.config.sample_size == 16
+    images = pipe(batch_size=2, class_labels=[3, 5], num_inference_steps=2, guidance_scale=2.0, output_type="pt").images
+    assert images.shape == (2, 3, 32, 32) and 0 <= images.min() and images.max() <= 1

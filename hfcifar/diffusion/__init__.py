@@ -7,11 +7,14 @@
                   any scheduler (DDPM, DDIM, DPM-Solver, hfcifar's USF).
 - `trainer.py`    `DiffusionTrainer` (a `CifarTrainer`: DDPM loss, label dropout, EMA, sample grids) and
                   `make_noise_scheduler` (linear, cosine, scaled-linear, sigmoid β schedules).
-- `run.py`        `train_diffusion`: `hfcifar train ddpm-small …`.
+- `run.py`        `train_diffusion`: `hfcifar train ddpm-small …` (`vae=DIR` trains on an autoencoder's latents).
+- `autoencoder.py` the first stage of latent diffusion: `AutoencoderKL` presets, `AutoencoderTrainer`, `train_vae`
+                  (which measures the latents' `scaling_factor`).
 
 Methods built on it live in `hfcifar/methods/` (ddpm_ddim_cfg, usf_s3, alias_free_diffusion, …).
 """
 
+from .autoencoder import VAE_PRESETS, AutoencoderObjective, AutoencoderTrainer, AutoencoderTrainingArguments, create_vae, train_vae
 from .pipelines import (
     CifarClassConditionalPipeline,
     CifarDDPMPipeline,
@@ -30,6 +33,12 @@ from .trainer import (
 from .unets import NUM_CLASSES, UNET_PRESETS, create_unet, is_unet_preset, list_unets, null_class, unet_config
 
 __all__ = [
+    "AutoencoderObjective",
+    "AutoencoderTrainer",
+    "AutoencoderTrainingArguments",
+    "VAE_PRESETS",
+    "create_vae",
+    "train_vae",
     "CifarClassConditionalPipeline",
     "CifarDDPMPipeline",
     "CifarLatentDiffusionPipeline",

@@ -64,7 +64,8 @@ def train_diffusion(
         recipe: a name from `hfcifar.training.RECIPES` (`"ddpm"` = the paper's settings, `"ddpm-quick"` = CPU minutes);
             defaults to the preset's.
         epochs, max_steps, time_budget_minutes, batch_size, learning_rate: override the recipe.
-        vae: a diffusers `AutoencoderKL` to train a latent diffusion model (the UNet must match its latent shape).
+        vae: a diffusers `AutoencoderKL` (or its folder, e.g. from `train_vae`) to train a latent diffusion model; a
+            UNet preset is then built for the latents' channels and size.
         trainer_class, args_class: a method's `DiffusionTrainer` subclass and its arguments.
         training_overrides: any other field of `args_class` (`noise_schedule`, `prediction_type`, `label_dropout`,
             `ema_decay`, `sample_every_steps`, …).
@@ -76,7 +77,17 @@ def train_diffusion(
     checkpoint = _check_output_dir(output_dir, overwrite, resume)
     source = resolve_source(dataset)
     train_split, held_out, data_info = load_train_and_eval(source, eval_dataset, validation_size=validation_size, seed=split_seed)
-    unet = load_unet(model, **(model_overrides or {}))
+    overrides = dict(model_overrides or {})
+    if vae is not None:
+        from diffusers import AutoencoderKL
+
+        from .autoencoder import latent_shape
+
+        vae = vae if isinstance(vae, torch.nn.Module) else AutoencoderKL.from_pretrained(vae)
+        if is_unet_preset(str(model)):  # a preset works on the latents' channels and size
+            channels, side = latent_shape(vae)
+            overrides = {"in_channels": channels, "out_channels": channels, "sample_size": side, **overrides}
+    unet = load_unet(model, **overrides)
     name = model if isinstance(model, str) else type(model).__name__
     recipe = recipe or default_recipe(name if is_unet_preset(str(name)) else "ddpm-small")
     settings = recipe_settings(recipe, epochs=epochs, max_steps=max_steps, time_budget_minutes=time_budget_minutes,
