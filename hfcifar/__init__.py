@@ -23,9 +23,9 @@ register_pipelines()
 
 __version__ = "0.1.0"
 
-# Diffusion components, loaded on first use (diffusers is a heavy import). They are reachable as `hfcifar.<Name>`
-# because a diffusers pipeline folder records each component as (library, class) — e.g. ("hfcifar",
-# "USFScheduler") — and `from_pretrained` resolves it with `getattr(importlib.import_module("hfcifar"), name)`.
+# Diffusion components, loaded on first use (diffusers is a heavy import): `hfcifar.CifarDDPMPipeline`,
+# `hfcifar.USFScheduler`, … (saved pipeline folders record the full module path of hfcifar components in
+# `model_index.json`, so loading does not depend on these names).
 _LAZY = {
     "CifarDDPMPipeline": "hfcifar.diffusion",
     "CifarClassConditionalPipeline": "hfcifar.diffusion",
@@ -34,6 +34,8 @@ _LAZY = {
     "DiffusionTrainingArguments": "hfcifar.diffusion",
     "create_unet": "hfcifar.diffusion",
     "train_diffusion": "hfcifar.diffusion",
+    "USFScheduler": "hfcifar.methods.usf_s3",
+    "GaussianMixtureDenoiser": "hfcifar.methods.usf_s3",
 }
 
 
