@@ -252,3 +252,15 @@ def test_latent_diffusion_trains_on_a_trained_autoencoder(cifar_source, tmp_path
     assert pipe.unet.config.in_channels == 4 and pipe.unet.config.sample_size == 16
     images = pipe(batch_size=2, class_labels=[3, 5], num_inference_steps=2, guidance_scale=2.0, output_type="pt").images
     assert images.shape == (2, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
+
+
+def test_a_pipeline_with_hfcifar_components_round_trips(tmp_path):
+    from hfcifar.methods.usf_s3 import USFScheduler, make_solver_schedule
+
+    pipe = quiet(CifarDDPMPipeline(tiny(), USFScheduler(solver_schedule=make_solver_schedule(4))))
+    pipe.save_pretrained(tmp_path / "usf")
+    loaded = quiet(CifarDDPMPipeline.from_pretrained(tmp_path / "usf"))
+    assert type(loaded.scheduler).__name__ == "USFScheduler"
+    kwargs = dict(batch_size=2, num_inference_steps=4, output_type="pt")
+    assert torch.equal(pipe(generator=torch.manual_seed(0), **kwargs).images,
+                       loaded(generator=torch.manual_seed(0), **kwargs).images)
