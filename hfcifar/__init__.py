@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 # Diffusion components, loaded on first use (diffusers is a heavy import): `hfcifar.CifarDDPMPipeline`,
 # `hfcifar.USFScheduler`, … (saved pipeline folders record the full module path of hfcifar components in
-# `model_index.json`, so loading does not depend on these names).
+# `model_index.json`; hfcifar's pipelines import those modules in `from_pretrained`).
 _LAZY = {
     "CifarDDPMPipeline": "hfcifar.diffusion",
     "CifarClassConditionalPipeline": "hfcifar.diffusion",
@@ -36,6 +36,7 @@ _LAZY = {
     "train_diffusion": "hfcifar.diffusion",
     "USFScheduler": "hfcifar.methods.usf_s3",
     "GaussianMixtureDenoiser": "hfcifar.methods.usf_s3",
+    "AliasFreeUNet2DModel": "hfcifar.methods.alias_free_diffusion",
 }
 
 

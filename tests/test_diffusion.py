@@ -264,3 +264,19 @@ def test_a_pipeline_with_hfcifar_components_round_trips(tmp_path):
     kwargs = dict(batch_size=2, num_inference_steps=4, output_type="pt")
     assert torch.equal(pipe(generator=torch.manual_seed(0), **kwargs).images,
                        loaded(generator=torch.manual_seed(0), **kwargs).images)
+
+
+def test_hfcifar_components_load_in_a_fresh_process(tmp_path):
+    from hfcifar.diffusion.unets import unet_config
+    from hfcifar.methods.alias_free_diffusion import AliasFreeUNet2DModel
+    from hfcifar.methods.usf_s3 import USFScheduler, make_solver_schedule
+
+    CifarDDPMPipeline(AliasFreeUNet2DModel(**unet_config("ddpm-tiny")),
+                      USFScheduler(solver_schedule=make_solver_schedule(4))).save_pretrained(tmp_path / "pipe")
+    code = ("from hfcifar.diffusion import CifarDDPMPipeline, load_unet; "
+            f"p = CifarDDPMPipeline.from_pretrained({str(tmp_path / 'pipe')!r}); "
+            f"print(type(p.unet).__name__, type(p.scheduler).__name__, type(load_unet({str(tmp_path / 'pipe')!r})).__name__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["AliasFreeUNet2DModel", "USFScheduler", "AliasFreeUNet2DModel"]

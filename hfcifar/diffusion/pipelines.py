@@ -50,8 +50,35 @@ def _as_class_labels(class_labels, batch_size: int, num_classes: int, device) ->
     return labels.to(device)
 
 
+def import_hfcifar_components(pretrained_model_name_or_path, **hub_kwargs) -> list[str]:
+    """Import the hfcifar modules a saved pipeline's components come from (e.g. `USFScheduler`, an alias-free UNet).
+
+    `model_index.json` names each component's module; diffusers refuses to import a module that is not imported yet
+    (importing runs code). hfcifar's own modules are safe to import for it, and only those are imported here.
+    """
+    import importlib
+
+    keys = ("cache_dir", "revision", "token", "local_files_only", "force_download", "proxies")
+    try:
+        index = DiffusionPipeline.load_config(pretrained_model_name_or_path,
+                                              **{k: v for k, v in hub_kwargs.items() if k in keys})
+    except Exception:  # unreadable: let from_pretrained raise its own, specific error
+        return []
+    modules = sorted({value[0] for value in index.values() if isinstance(value, (list, tuple)) and len(value) == 2
+                      and isinstance(value[0], str) and value[0].split(".")[0] == "hfcifar"})
+    for module in modules:
+        importlib.import_module(module)
+    return modules
+
+
 class CifarSamplingMixin:
     """The reverse-process loop shared by hfcifar's pipelines (a mixin of `DiffusionPipeline` subclasses)."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """`DiffusionPipeline.from_pretrained`, after importing the hfcifar modules its components come from."""
+        import_hfcifar_components(pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def _initial_noise(self, batch_size: int, generator, latents: torch.Tensor | None) -> torch.Tensor:
         if latents is None:

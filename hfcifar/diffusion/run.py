@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 import time
 from pathlib import Path
@@ -24,10 +26,12 @@ def load_unet(model: str | UNet2DModel | os.PathLike, **overrides) -> UNet2DMode
     if is_unet_preset(str(model)):
         return create_unet(str(model), **overrides)
     path = Path(model)
-    if (path / "unet" / "config.json").is_file():
-        return UNet2DModel.from_pretrained(path, subfolder="unet", **overrides)
-    if (path / "config.json").is_file():
-        return UNet2DModel.from_pretrained(path, **overrides)
+    for folder, subfolder in ((path / "unet", "unet"), (path, None)):
+        if (folder / "config.json").is_file():
+            # the UNet's own class (e.g. the alias-free UNet): loading it as a plain UNet2DModel would drop its layers
+            name = json.loads((folder / "config.json").read_text()).get("_class_name", "UNet2DModel")
+            cls = UNet2DModel if name == "UNet2DModel" else getattr(importlib.import_module("hfcifar"), name)
+            return cls.from_pretrained(path, subfolder=subfolder, **overrides)
     raise ValueError(f"{model!r} is neither a diffusion UNet preset ({', '.join(__import__('hfcifar.diffusion.unets', fromlist=['x']).list_unets())}) "
                      "nor a folder holding a UNet2DModel (a pipeline folder with unet/, or a UNet's config.json).")
 
