@@ -10,7 +10,8 @@ plumbing cost nothing measurable next to the UNet), the wall time per function e
 the batch; CFG with w ≠ 1 batches the conditional and unconditional branches into one call of twice the batch), and
 `max |pipeline − bare|`, which must be 0: both run the same computation from the same x_T.
 
-# Measured: see the README ("Diffusion") for the figures of the last run and the machine load at the time.
+# Measured (2-core CPU, quiet, 2 threads): ddpm-small batch 64, DDIM-50: pipeline 14.53 s, bare 14.00 s per batch,
+# ratio 1.038, 4.5 ms per image per NFE; ddpm-small-cfg with w = 3: ratio 1.029, 11.8 ms per image per NFE.
 """
 
 from __future__ import annotations
