@@ -138,7 +138,6 @@ class DiffusionTrainer(CifarTrainer):
                                 model_cls=type(model), model_config=model.config)
             self.ema.to(self.args.device)
         self.add_callback(_DiffusionCallback(self))
-        self._saving_checkpoint = False
 
     @staticmethod
     def label_count(model) -> int:
@@ -244,16 +243,9 @@ class DiffusionTrainer(CifarTrainer):
                 f.write(self.args.to_json_string())
         self.accelerator.wait_for_everyone()
 
-    def _save_checkpoint(self, model, trial) -> None:
-        self._saving_checkpoint = True
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self._saving_checkpoint = False
-
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)
-        if self._saving_checkpoint and self.args.should_save and self.ema is not None:
+        if self.saving_checkpoint and self.args.should_save and self.ema is not None:
             # inside the staged checkpoint folder, so it lands atomically with the weights
             output_dir = output_dir or self.args.output_dir
             names = [name for name, _ in self.unet.named_parameters()]

@@ -134,8 +134,7 @@ def stage_model(
     if architecture_of(model.config) is None:
         raise StagingError(f"{model_dir} holds a {model.config.model_type!r} model, not an hfcifar architecture; "
                            "hfcifar stages only models whose code it can ship as remote code.")
-    staging_dir, work = _staging_folders(staging_dir, overwrite)
-    try:
+    with _staging_folders(staging_dir, overwrite) as (staging_dir, work):
         model.config._auto_class = "AutoConfig"
         custom = _pipeline_files(list(pipelines), work)
         if custom:
@@ -145,37 +144,41 @@ def stage_model(
         processor = _image_processor(model_dir)
         processor._auto_class = "AutoImageProcessor"
         processor.save_pretrained(work)
-        for name in EXTRA_FILES:
-            if (model_dir / name).is_file():
-                shutil.copy2(model_dir / name, work / name)
-        # The claim check that trained the model sits beside the run folder, not beside the staging folder.
-        report = card_kwargs.pop("claim_report", None) or find_claim_report(model_dir) or {}
-        render_card(work, repo_id=repo_id, claim_report=report, **card_kwargs)
-        _move_into_place(work, staging_dir)
-    except CardError as error:
-        shutil.rmtree(work, ignore_errors=True)
-        raise StagingError(str(error)) from error
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        _copy_results_and_card(model_dir, work, repo_id, card_kwargs)
     return staging_dir
 
 
-def _staging_folders(staging_dir, overwrite: bool) -> tuple[Path, Path]:
-    """The staging folder (checked) and a fresh work folder beside it, renamed into place when complete."""
+def _copy_results_and_card(model_dir: Path, work: Path, repo_id: str | None, card_kwargs: dict) -> None:
+    for name in EXTRA_FILES:
+        if (model_dir / name).is_file():
+            shutil.copy2(model_dir / name, work / name)
+    # The claim check that trained the model sits beside the run folder, not beside the staging folder.
+    report = card_kwargs.pop("claim_report", None) or find_claim_report(model_dir) or {}
+    render_card(work, repo_id=repo_id, claim_report=report, **card_kwargs)
+
+
+@contextmanager
+def _staging_folders(staging_dir, overwrite: bool):
+    """Yield the staging folder (checked) and a fresh work folder beside it; the work folder replaces the staging
+    folder when the block completes and is removed when it fails (a card error becomes a `StagingError`)."""
     if staging_dir is None:
         staging_dir = tempfile.mkdtemp(prefix="hfcifar-stage-")
     staging_dir = Path(staging_dir)
     if staging_dir.exists() and any(staging_dir.iterdir()) and not overwrite:
         raise StagingError(f"{staging_dir} is not empty; choose another folder or pass overwrite=True (--overwrite).")
     staging_dir.parent.mkdir(parents=True, exist_ok=True)
-    return staging_dir, Path(tempfile.mkdtemp(prefix=".staging-", dir=staging_dir.parent))
-
-
-def _move_into_place(work: Path, staging_dir: Path) -> None:
-    if staging_dir.exists():
-        shutil.rmtree(staging_dir)
-    os.replace(work, staging_dir)
+    work = Path(tempfile.mkdtemp(prefix=".staging-", dir=staging_dir.parent))
+    try:
+        yield staging_dir, work
+        if staging_dir.exists():
+            shutil.rmtree(staging_dir)
+        os.replace(work, staging_dir)
+    except CardError as error:
+        shutil.rmtree(work, ignore_errors=True)
+        raise StagingError(str(error)) from error
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
 
 
 def _latest_sample_grid(model_dir: Path) -> Path | None:
@@ -203,24 +206,12 @@ def stage_pipeline(
         pipe = load_pipeline(model_dir)
     except Exception as error:  # diffusers raises many types for unreadable folders
         raise StagingError(f"{model_dir} does not load as a diffusion pipeline ({type(error).__name__}: {error}).") from error
-    staging_dir, work = _staging_folders(staging_dir, overwrite)
-    try:
+    with _staging_folders(staging_dir, overwrite) as (staging_dir, work):
         pipe.save_pretrained(work, safe_serialization=True)
-        for name in EXTRA_FILES:
-            if (model_dir / name).is_file():
-                shutil.copy2(model_dir / name, work / name)
         grid = _latest_sample_grid(model_dir)
         if grid is not None:
             shutil.copy2(grid, work / SAMPLES_FILE)
-        report = card_kwargs.pop("claim_report", None) or find_claim_report(model_dir) or {}
-        render_card(work, repo_id=repo_id, claim_report=report, **card_kwargs)
-        _move_into_place(work, staging_dir)
-    except CardError as error:
-        shutil.rmtree(work, ignore_errors=True)
-        raise StagingError(str(error)) from error
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        _copy_results_and_card(model_dir, work, repo_id, card_kwargs)
     return staging_dir
 
 

@@ -212,7 +212,6 @@ class PruningTrainer(CifarTrainer):
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, callbacks=callbacks, **kwargs)
         self.pruning_schedule: PruningSchedule | None = None
         self.pruning_history: list[dict] = []
-        self._saving_checkpoint = False
         self._calibration = None
 
     # -- set-up -----------------------------------------------------------------------------------------------
@@ -351,19 +350,12 @@ class PruningTrainer(CifarTrainer):
         return {"pruning": summary, "card_rows": [["Pruning", text]]}
 
     # -- saving and resuming ------------------------------------------------------------------------------
-    def _save_checkpoint(self, model, trial) -> None:
-        self._saving_checkpoint = True
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self._saving_checkpoint = False
-
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         # Every folder this trainer writes holds plain weights: `from_pretrained` works on the final save, on a
         # `checkpoint-N`, and on what `push_to_hub` uploads.
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         super()._save(output_dir, state_dict=plain_state_dict(state_dict if state_dict is not None else model.state_dict()))
-        if self._saving_checkpoint and self.args.should_save:
+        if self.saving_checkpoint and self.args.should_save:
             # the exact masks, for `resume_from_checkpoint` (zeros alone would also mark an unpruned weight that is 0)
             masks = {name: layer.weight_mask.detach().to("cpu", torch.bool).contiguous()
                      for name, layer in prunable_layers(model).items() if hasattr(layer, "weight_mask")}

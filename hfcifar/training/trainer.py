@@ -147,6 +147,12 @@ class CifarTrainer(Trainer):
             )
         self.accelerator.wait_for_everyone()
 
+    @property
+    def saving_checkpoint(self) -> bool:
+        """Whether a `checkpoint-N` is being written (not the final save): a subclass's `_save` adds the files resuming
+        needs (masks, EMA weights) then, and they land atomically with the checkpoint's weights."""
+        return self._staging
+
     def method_summary(self) -> dict:
         """What a method trainer adds to `train_summary.json` (`train_classifier` merges it in). A `card_rows` entry,
         a list of `[label, text]` pairs, becomes rows of the model card's training table. The plain trainer adds
