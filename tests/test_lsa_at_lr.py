@@ -139,8 +139,10 @@ def test_at_lr_with_zero_weight_trains_exactly_plain_at(tmp_path):
     args = ATLRTrainingArguments(str(tmp_path / "atlr"), most_vulnerable_layers=["fastnet.blocks.0.act2"],
                                  layer_regularization_weight=0.0, **settings())
     ATLRTrainer(model=regularized, args=args, train_dataset=data).train()
-    for a, b in zip(plain.state_dict().values(), regularized.state_dict().values()):  # weights and BN statistics
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # weights and BN statistics; the tolerance absorbs float reordering between two multi-threaded runs (seen: 6e-6 on
+    # a loaded 2-core CI), far below what any extra term or forward pass would change (~1e-2)
+    for a, b in zip(plain.state_dict().values(), regularized.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=5e-5)
 
 
 def test_at_lr_loss_adds_gamma_times_the_relative_errors_of_the_mvl(tmp_path):
