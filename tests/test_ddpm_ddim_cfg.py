@@ -83,6 +83,11 @@ def test_samplers_share_the_noise_and_labels_and_scale_one_is_the_conditional_mo
     d, _ = claim.sample(pipe, ddpm, latents, labels, steps=4, seed=5)
     e, _ = claim.sample(pipe, ddpm, latents, labels, steps=4, seed=6)
     assert torch.equal(c, d) and not torch.equal(c, e)  # DDPM's ancestral noise comes from the seed
+    # past its deadline the sampler stops after the first batch instead of overrunning the budget
+    import time
+
+    cut, _ = claim.sample(pipe, ddim, latents, labels, steps=3, batch_size=4, deadline=time.monotonic() - 1)
+    assert torch.equal(cut, a[:4])
 
 
 def test_judge_predictions_agree_for_uint8_and_float_images_and_grids_have_the_right_shape():

@@ -147,19 +147,24 @@ def seconds_per_image_step(unet, batch_size: int = SAMPLE_BATCH, repeats: int = 
 
 
 def sample(pipe, scheduler, latents: torch.Tensor, labels: torch.Tensor, steps: int, guidance_scale: float = 1.0,
-           seed: int = 0, batch_size: int = SAMPLE_BATCH) -> tuple[torch.Tensor, float]:
+           seed: int = 0, batch_size: int = SAMPLE_BATCH, deadline: float | None = None) -> tuple[torch.Tensor, float]:
     """Samples (uint8, N×3×32×32, quantized as saved PNGs are) from fixed `latents` = x_T and `labels`, and the wall
-    seconds per image. Batch `i` draws the sampler's own noise (DDPM's ancestral noise) from seed `seed + i`."""
+    seconds per image. Batch `i` draws the sampler's own noise (DDPM's ancestral noise) from seed `seed + i`.
+    With a `deadline` (`time.monotonic()`), no new batch starts after it (at least one batch is drawn): a machine
+    that slows down after the planning (another job starting) shortens the set instead of overrunning the budget."""
     pipe.scheduler = scheduler
     chunks, start = [], time.perf_counter()
     for index, first in enumerate(range(0, latents.shape[0], batch_size)):
+        if chunks and deadline is not None and time.monotonic() > deadline:
+            break
         generator = torch.Generator().manual_seed(seed + index)
         out = pipe(class_labels=labels[first:first + batch_size], latents=latents[first:first + batch_size],
                    guidance_scale=guidance_scale, num_inference_steps=steps, eta=ETA, generator=generator,
                    output_type="pt")
         chunks.append(out.images.mul(255).round().to(torch.uint8))
     seconds = time.perf_counter() - start
-    return torch.cat(chunks), seconds / latents.shape[0]
+    images = torch.cat(chunks)
+    return images, seconds / images.shape[0]
 
 
 @torch.no_grad()
@@ -370,7 +375,10 @@ def run(ctx: ClaimContext) -> Measurement:
         num_fid, ddpm_steps = NUM_CLASSES, 8
     else:
         num_fid, ddpm_steps = plan_ddpm(ddpm_seconds, measured_step_cost, num_cfg)
-    ddpm_images, ddpm_time = sample(pipe, ddpm, latents[:num_fid], labels[:num_fid], ddpm_steps, 1.0, ctx.seed)
+    planned_fid = num_fid
+    ddpm_images, ddpm_time = sample(pipe, ddpm, latents[:num_fid], labels[:num_fid], ddpm_steps, 1.0, ctx.seed,
+                                    deadline=ctx.deadline - FINAL_RESERVE_SECONDS)
+    num_fid = ddpm_images.shape[0]  # fewer than planned only if the machine slowed down after the planning
 
     # 5. Quality (FID on the same first num_fid samples of every sampler) and class agreement.
     extractor = ClassifierFeatures(judge)
@@ -430,6 +438,7 @@ def run(ctx: ClaimContext) -> Measurement:
         "judge_train_minutes": judge_summary["train_runtime_seconds"] / 60,
         "ddpm_steps_cut_by_budget": ddpm_steps < DDPM_STEPS,
         "fid_samples_per_sampler": num_fid,
+        "fid_samples_planned": planned_fid,
         "fid_reference_images": reference.num_examples,
         "fid_feature_extractor": f"FastNet judge, pooled {extractor.feature_dim}-d features (not Inception-v3)",
         "fid_rank_deficient": num_fid <= extractor.feature_dim,
