@@ -147,7 +147,7 @@ def run_train(args: argparse.Namespace) -> int:
     if _is_autoencoder(args.model):
         return _run_train_vae(args, output)
     if _diffusion_options(args):
-        raise ValueError(f"--noise-schedule/--prediction-type/--label-dropout/--ema-decay/--sample-every-steps are for "
+        raise ValueError(f"--noise-schedule/--prediction-type/--label-dropout/--ema-decay/--sample-every-steps/--vae are for "
                          f"diffusion UNets (e.g. ddpm-small); {args.model!r} is a classifier.")
     summary = train_classifier(
         model=args.model,

@@ -15,7 +15,7 @@ from ..data import load_train_and_eval, resolve_source
 from ..training.recipes import default_recipe
 from ..training.run import _check_output_dir, _parameters_in_sync, recipe_settings, write_summary
 from .trainer import DiffusionTrainer, DiffusionTrainingArguments
-from .unets import create_unet, is_unet_preset
+from .unets import create_unet, is_unet_preset, list_unets
 
 
 def load_unet(model: str | UNet2DModel | os.PathLike, **overrides) -> UNet2DModel:
@@ -32,7 +32,7 @@ def load_unet(model: str | UNet2DModel | os.PathLike, **overrides) -> UNet2DMode
             name = json.loads((folder / "config.json").read_text()).get("_class_name", "UNet2DModel")
             cls = UNet2DModel if name == "UNet2DModel" else getattr(importlib.import_module("hfcifar"), name)
             return cls.from_pretrained(path, subfolder=subfolder, **overrides)
-    raise ValueError(f"{model!r} is neither a diffusion UNet preset ({', '.join(__import__('hfcifar.diffusion.unets', fromlist=['x']).list_unets())}) "
+    raise ValueError(f"{model!r} is neither a diffusion UNet preset ({', '.join(list_unets())}) "
                      "nor a folder holding a UNet2DModel (a pipeline folder with unet/, or a UNet's config.json).")
 
 
@@ -109,7 +109,7 @@ def train_diffusion(
     summary = {
         "model": name,
         "model_type": "diffusion",
-        "pipeline": type(trainer.pipeline()).__name__,
+        "pipeline": trainer.pipeline_class.__name__,
         "trainer": trainer_class.__name__,
         "num_parameters": sum(p.numel() for p in unet.parameters()),
         "recipe": recipe,

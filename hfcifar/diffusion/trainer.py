@@ -202,15 +202,20 @@ class DiffusionTrainer(CifarTrainer):
             self.ema.copy_to(unet.parameters())
         return unet.eval()
 
+    @property
+    def pipeline_class(self) -> type:
+        """The pipeline that samples this model: latent (with a VAE), class-conditional, or unconditional."""
+        if self.vae is not None:
+            return CifarLatentDiffusionPipeline
+        return CifarClassConditionalPipeline if self.null_class is not None else CifarDDPMPipeline
+
     def pipeline(self, ema: bool = True):
         """The sampling pipeline of the current model (EMA weights by default) with the training noise schedule."""
-        unet = self.ema_unet() if ema else self.unet
-        scheduler = DDPMScheduler.from_config(self.noise_scheduler.config)
+        components = {"unet": self.ema_unet() if ema else self.unet,
+                      "scheduler": DDPMScheduler.from_config(self.noise_scheduler.config)}
         if self.vae is not None:
-            return CifarLatentDiffusionPipeline(vae=self.vae, unet=unet, scheduler=scheduler)
-        if self.null_class is not None:
-            return CifarClassConditionalPipeline(unet=unet, scheduler=scheduler)
-        return CifarDDPMPipeline(unet=unet, scheduler=scheduler)
+            components["vae"] = self.vae
+        return self.pipeline_class(**components)
 
     def save_sample_grid(self) -> str | None:
         """Sample `num_sample_images` with DDIM from the EMA model (fixed seed) into `samples/step-N.png`."""
