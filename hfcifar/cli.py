@@ -289,7 +289,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
     from .data import DatasetSchemaError, DatasetUnavailableError
     from .methods import method_info
-    from .reproduce import ClaimCheckError, claim_check_slugs, load_claim_module, run_claim_check
+    from .reproduce import (ClaimCheckError, claim_check_slugs, load_claim_module, plan_text, run_claim_check,
+                            summary_table, update_readme)
+    from .reproduce.summary import find_reports
     from .training import RunDirectoryError
 
     if args.list:
@@ -298,31 +300,49 @@ def run_reproduce(args: argparse.Namespace) -> int:
             info = method_info(slug)
             try:
                 claim = load_claim_module(slug).CLAIM
-                text = f"[{claim.budget_minutes:g} min] {claim.claim}"
+                cpu = claim.scales["cpu"]
+                minutes = f"~{cpu.minutes:g} min" if cpu.minutes is not None else "?"
+                text = f"[{claim.kind}; cpu: {cpu.seeds} seed(s), {minutes}] {claim.claim}"
             except Exception as error:  # a broken claim.py must not hide the others
                 text = f"(claim.py does not load: {type(error).__name__}: {error})"
             kind = "foundation" if info.family == "foundation" else f"#{info.number}"
             print(f"{slug:34s} {kind:10s} {text}")
-        print(f"\n{len(slugs)} claim check(s). Run one with `hfcifar reproduce SLUG --dataset PATH`.")
+        print(f"\n{len(slugs)} claim check(s). `hfcifar reproduce SLUG --plan` shows the work; "
+              "`hfcifar reproduce SLUG --dataset PATH` runs it.")
+        return 0
+    if args.summary is not None:
+        table = summary_table(find_reports(args.summary or ["reproduce"]), slugs=claim_check_slugs())
+        if args.update_readme:
+            changed = update_readme(args.update_readme, table)
+            print(f"{args.update_readme}: {'updated' if changed else 'already up to date'}")
+        else:
+            print(table)
         return 0
     if not args.slug:
         raise ValueError("name a claim check (`hfcifar reproduce SLUG`) or pass --list; `hfcifar reproduce --list` shows them.")
+    module = load_claim_module(args.slug)  # unknown slug / no claim check: a clear error before any work
+    if args.plan:
+        print(plan_text(args.slug, [args.scale] if args.scale else None, seeds=args.seeds, module=module))
+        return 0
     output = args.output or f"reproduce/{args.slug}"
-    claim = load_claim_module(args.slug).CLAIM  # unknown slug / no claim check: a clear error before any work
-    budget = args.budget_minutes if args.budget_minutes is not None else claim.budget_minutes
-    print(f"{args.slug}: {claim.claim}")
-    print(f"Paper: {claim.paper}")
-    print(f"Budget {budget:g} min, seed {args.seed}, output {output}")
+    claim = module.CLAIM
+    scale = args.scale or "cpu"
+    print(plan_text(args.slug, [scale], seeds=args.seeds, module=module))
+    print(f"\nseed {args.seed}, output {output}" + (f", budget {args.budget_minutes:g} min" if args.budget_minutes else ""))
     try:
         report = run_claim_check(
             args.slug,
             dataset=args.dataset,
             eval_dataset=args.eval_dataset,
             output_dir=output,
-            budget_minutes=args.budget_minutes,
+            scale=scale,
+            seeds=args.seeds,
             seed=args.seed,
+            budget_minutes=args.budget_minutes,
+            guard_minutes=args.guard_minutes,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            module=module,
         )
     except ClaimCheckError as error:
         # the errors `main` reports as usage errors, raised inside the run: bad data, an occupied folder, bad values
@@ -331,12 +351,13 @@ def run_reproduce(args: argparse.Namespace) -> int:
             traceback.print_exception(error.__cause__ or error, file=sys.stderr)
         print(f"hfcifar reproduce: error: {error}", file=sys.stderr)
         return EXIT_USAGE if user_error else 1
-    sign = "≥" if report["comparison"] == ">=" else "≤"
-    print(
-        f"\n{report['slug']}: paper {report['metric']} {report['paper_value']:.4g} (PASS when {sign} {report['threshold']:.4g})"
-        f" | measured {report['value']:.4g} on {report['num_eval_examples']} {report['eval_split']} images"
-        f" in {report['wall_time_seconds']:.0f} s"
-    )
+    from .reproduce.report import estimate_text
+
+    print(f"\n{report['slug']} ({claim.paper}), {report['scale']} scale, {len(report['seeds'])} seed(s), "
+          f"{report['wall_time_seconds']:.0f} s:")
+    for row in report["sub_verdicts"]:
+        paper = f"paper {row['paper_value']:.4g} ({row['magnitude']})" if row["paper_value"] is not None else "no paper value"
+        print(f"  {row['name']}: measured {estimate_text(row)} | PASS iff {row['rule']} | {paper} → {row['verdict']}")
     print(f"{report['verdict']}: {report['reason']}")
     print(f"report: {Path(output) / 'report.md'} (report.json, claim.png)")
     return 0
@@ -392,11 +413,21 @@ def build_parser() -> argparse.ArgumentParser:
                            help="evaluate on this data (its test split, else its train split); training then uses "
                                 "the whole train split of --dataset")
     reproduce.add_argument("--output", default=None, help="report folder (default reproduce/SLUG)")
+    reproduce.add_argument("--scale", choices=("smoke", "cpu", "paper"), default=None,
+                           help="the fixed work to run: smoke (seconds), cpu (default; ~15 min on 2 cores), paper (GPU)")
+    reproduce.add_argument("--seeds", type=int, default=None, help="training seeds (default: the scale's)")
+    reproduce.add_argument("--plan", action="store_true", help="print the work and the time estimate, train nothing")
     reproduce.add_argument("--budget-minutes", type=_positive_minutes, default=None,
-                           help="compute budget in minutes (default: the claim's)")
-    reproduce.add_argument("--seed", type=int, default=0)
+                           help="budget mode: the same work under a deadline; cut short or >1.2x over → INCONCLUSIVE")
+    reproduce.add_argument("--guard-minutes", type=float, default=None,
+                           help="time guard of a fixed-work run (default 3x the scale's estimate; 0: none)")
+    reproduce.add_argument("--seed", type=int, default=0, help="the first seed (seeds are SEED, SEED+1, …)")
     reproduce.add_argument("--overwrite", action="store_true", help="replace a previous report in --output")
     reproduce.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    reproduce.add_argument("--summary", nargs="*", default=None, metavar="DIR",
+                           help="print the claim table from the report.json files under DIR (default reproduce/)")
+    reproduce.add_argument("--update-readme", default=None, metavar="README",
+                           help="with --summary: write the table between README's claim-table markers")
     reproduce.set_defaults(func=run_reproduce)
     return parser
 

@@ -1,10 +1,12 @@
-"""The claim-check framework (`hfcifar reproduce`): verdicts, report files, errors, data rule, and a smoke run of
-every registered claim check at a tiny budget."""
+"""The claim-check framework (`hfcifar reproduce`): the verdict rules, seeds and standard errors, completeness,
+report files and schema, the CLI (--plan, --scale, --summary), the data rule, every registered check's verdict rule
+on synthetic measurements, and a smoke run of every check."""
 
 import json
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import hfcifar.reproduce as reproduce
@@ -12,124 +14,277 @@ from conftest import write_cifar_folder
 from hfcifar.cli import main
 from hfcifar.data import DatasetUnavailableError, load_train_and_eval
 from hfcifar.methods import METHODS, list_methods, method_status
-from hfcifar.reproduce import Claim, ClaimCheckError, Measurement, claim_check_slugs, run_claim_check
+from hfcifar.reproduce import (FAIL, INCONCLUSIVE, NON_INFERIORITY, PASS, REPORT_SCHEMA, SMOKE, SUPERIORITY,
+                               THRESHOLD, Claim, ClaimCheckError, Hypothesis, Measurement, Result, Scale,
+                               claim_check_slugs, decide, decide_hypothesis, load_claim_module, paired_difference,
+                               per_example_estimate, pool_seeds, run_claim_check)
 from hfcifar.training import RunDirectoryError
 
-REPORT_KEYS = {
-    "slug", "paper", "claim", "paper_value", "metric", "comparison", "tolerance", "value", "measured", "verdict",
-    "reason", "dataset", "eval_dataset", "eval_split", "num_train_examples", "num_eval_examples", "budget_minutes",
-    "wall_time_seconds", "seed", "plots", "model_dir", "hfcifar_version", "torch_version",
-}
 FAKE_DATA = {"dataset": "fake", "eval_dataset": None, "eval_split": "validation", "num_train_examples": 90, "num_eval_examples": 10}
+SCALES = {"smoke": Scale({"steps": 1}), "cpu": Scale({"steps": 10}, seeds=1, minutes=1.0), "paper": Scale({"steps": 100})}
 
 
-def fake_module(value=0.7, comparison=">=", paper_value=0.6, tolerance=0.0, passed=None, reason="", run=None):
-    claim = Claim(paper="A Paper", claim="the method reaches 60% (paper: 61.2%)", paper_value=paper_value,
-                  metric="accuracy", comparison=comparison, tolerance=tolerance, budget_minutes=1.0)
+def fake_claim(*hypotheses, combine="all", min_seeds=1, minimums=None):
+    hypotheses = hypotheses or (Hypothesis("margin", SUPERIORITY, "new beats old", paper_value=0.05),)
+    return Claim(paper="A Paper", claim="the method beats the baseline (paper: +5 points)", hypotheses=hypotheses,
+                 scales=SCALES, combine=combine, min_seeds=min_seeds, minimums=minimums or {})
+
+
+def fake_module(estimate=0.04, se=0.01, claim=None, run=None, sizes=None):
+    claim = claim or fake_claim()
 
     def default_run(ctx):
-        return Measurement(value=value, measured={"accuracy": value, "steps": 3}, passed=passed, reason=reason,
-                           data_info=FAKE_DATA)
+        return Result(measurements={claim.metric: Measurement(estimate, se, n_images=400, n_seeds=len(ctx.seeds))},
+                      details={"steps": ctx.work["steps"]}, sizes=sizes or {})
 
     return SimpleNamespace(CLAIM=claim, run=run or default_run)
 
 
-@pytest.mark.parametrize(
-    "comparison, paper_value, tolerance, value, verdict",
-    [
-        (">=", 0.6, 0.0, 0.6, "PASS"),
-        (">=", 0.6, 0.0, 0.599, "FAIL"),
-        (">=", 0.6, 0.02, 0.59, "PASS"),
-        (">=", 0.6, 0.02, 0.57, "FAIL"),
-        ("<=", 0.1, 0.0, 0.1, "PASS"),
-        ("<=", 0.1, 0.0, 0.11, "FAIL"),
-        ("<=", 0.1, 0.05, 0.14, "PASS"),
-        ("<=", 0.1, 0.05, 0.16, "FAIL"),
-    ],
-)
-def test_verdict_compares_with_the_paper_value_and_tolerance(tmp_path, comparison, paper_value, tolerance, value, verdict):
-    module = fake_module(value=value, comparison=comparison, paper_value=paper_value, tolerance=tolerance)
-    report = run_claim_check("fake", output_dir=tmp_path / "out", module=module, progress=False)
-    assert report["verdict"] == verdict
-    assert report["value"] == value and report["paper_value"] == paper_value and report["tolerance"] == tolerance
-    assert json.loads((tmp_path / "out" / "report.json").read_text())["verdict"] == verdict
+# ------------------------------------------------------------------------------------------------ the rules
 
 
-@pytest.mark.parametrize("passed, verdict", [(True, "PASS"), (False, "FAIL")])
-def test_compound_claims_decide_their_own_verdict(tmp_path, passed, verdict):
-    # the number alone would say the opposite: `passed` wins, and its reason is reported
-    module = fake_module(value=0.0 if passed else 1.0, passed=passed, reason="both conditions checked")
-    report = run_claim_check("fake", output_dir=tmp_path / "out", module=module, progress=False)
-    assert report["verdict"] == verdict and report["reason"] == "both conditions checked"
+@pytest.mark.parametrize("kind, higher, estimate, se, verdict", [
+    (SUPERIORITY, True, 0.04, 0.01, PASS),          # [0.020, 0.060] > 0
+    (SUPERIORITY, True, 0.01, 0.01, INCONCLUSIVE),  # [-0.010, 0.030] holds 0
+    (SUPERIORITY, True, 0.0, 0.0, INCONCLUSIVE),    # an exact tie is never a PASS
+    (SUPERIORITY, True, -0.04, 0.01, FAIL),
+    (SUPERIORITY, False, -0.04, 0.01, PASS),        # lower is better: an interval below 0 passes
+    (SUPERIORITY, False, 0.04, 0.01, FAIL),
+])
+def test_superiority_is_decided_by_the_95_percent_interval(kind, higher, estimate, se, verdict):
+    h = Hypothesis("m", kind, "s", higher_is_better=higher)
+    assert decide_hypothesis(h, Measurement(estimate, se)).verdict == verdict
 
 
-def test_report_files_have_every_field(tmp_path):
-    def run(ctx):
-        assert ctx.budget_minutes == 0.5 and ctx.seed == 3 and ctx.minutes_left() <= 0.5
-        (ctx.output_dir / "curve.png").write_bytes(b"\x89PNG")
-        return Measurement(value=0.65, measured={"accuracy": 0.65, "loss": float("nan")}, plots=["curve.png"],
-                           data_info=FAKE_DATA)
+def test_one_standard_error_worse_is_no_longer_a_pass():
+    # v1 passed "within one SE worse" (ReSTE −1.3 ± 2.1): now a tie at best
+    h = Hypothesis("margin", SUPERIORITY, "ReSTE beats STE")
+    assert decide_hypothesis(h, Measurement(-0.013, 0.021)).verdict == INCONCLUSIVE
+    assert decide_hypothesis(h, Measurement(0.019, 0.0101)).verdict == INCONCLUSIVE  # +1.9 ± 1.9 is inside the noise
 
+
+@pytest.mark.parametrize("estimate, verdict", [(-0.005, PASS), (-0.027, INCONCLUSIVE), (-0.06, FAIL)])
+def test_non_inferiority_uses_the_declared_margin(estimate, verdict):
+    h = Hypothesis("m", NON_INFERIORITY, "not worse by more than 3 points", margin=0.03, margin_reason="one SE")
+    assert h.bound == pytest.approx(-0.03)
+    assert decide_hypothesis(h, Measurement(estimate, 0.005)).verdict == verdict
+
+
+@pytest.mark.parametrize("estimate, verdict", [(0.70, PASS), (0.61, INCONCLUSIVE), (0.50, FAIL)])
+def test_threshold_must_be_passed_by_the_whole_interval(estimate, verdict):
+    h = Hypothesis("accuracy", THRESHOLD, "above 60%", threshold=0.6)
+    assert decide_hypothesis(h, Measurement(estimate, 0.02)).verdict == verdict
+
+
+def test_nothing_measured_or_not_finite_is_inconclusive():
+    h = Hypothesis("m", SUPERIORITY, "s")
+    assert decide_hypothesis(h, None).verdict == INCONCLUSIVE
+    assert decide_hypothesis(h, Measurement(float("nan"), 0.01)).verdict == INCONCLUSIVE
+    assert decide_hypothesis(h, Measurement(0.5, float("inf"))).verdict == INCONCLUSIVE
+
+
+def test_magnitude_is_reported_and_counts_only_at_the_paper_scale():
+    h = Hypothesis("m", SUPERIORITY, "s", paper_value=0.10)
+    small = Measurement(0.04, 0.01)  # established, but smaller than the paper's +10
+    cpu = decide_hypothesis(h, small, scale="cpu")
+    assert (cpu.verdict, cpu.magnitude) == (PASS, "above") and "smaller effect" in cpu.reason
+    assert decide_hypothesis(h, small, scale="paper").verdict == FAIL
+    assert decide_hypothesis(h, Measurement(0.09, 0.01), scale="paper").magnitude == "inside"
+    assert decide_hypothesis(h, Measurement(0.30, 0.01), scale="paper").verdict == PASS  # larger than claimed: fine
+    assert decide_hypothesis(Hypothesis("m", SUPERIORITY, "s"), small).magnitude == "no comparable paper value"
+
+
+def test_compound_all_and_a_preregistered_any_family():
+    a, b = Hypothesis("a", SUPERIORITY, "a"), Hypothesis("b", SUPERIORITY, "b")
+    win, tie, loss = Measurement(0.05, 0.01), Measurement(0.0, 0.01), Measurement(-0.05, 0.01)
+    claim_all = fake_claim(a, b)
+    assert decide(claim_all, {"a": win, "b": win}).verdict == PASS
+    assert decide(claim_all, {"a": win, "b": tie}).verdict == INCONCLUSIVE
+    assert decide(claim_all, {"a": win, "b": loss}).verdict == FAIL
+    claim_any = fake_claim(a, b, combine="any")
+    assert decide(claim_any, {"a": tie, "b": win}).verdict == PASS
+    assert decide(claim_any, {"a": loss, "b": tie}).verdict == INCONCLUSIVE
+    assert decide(claim_any, {"a": loss, "b": loss}).verdict == FAIL
+    # Bonferroni: 2.2 SE clears 1.96 alone but not the 2.24 of a family of two
+    edge = Measurement(0.022, 0.01)
+    assert decide(fake_claim(a), {"a": edge}).verdict == PASS
+    assert decide(claim_any, {"a": edge, "b": tie}).verdict == INCONCLUSIVE
+
+
+def test_incomplete_or_undersized_runs_are_inconclusive_and_smoke_is_smoke():
+    claim = fake_claim(min_seeds=3, minimums={"eval_images": 400})
+    win = {"margin": Measurement(0.05, 0.01)}
+    assert decide(claim, win, sizes={"eval_images": 466}, seeds=3).verdict == PASS
+    for kwargs, text in [({"sizes": {"eval_images": 200}, "seeds": 3}, "below the claim's minimum"),
+                         ({"sizes": {}, "seeds": 3}, "did not report"),
+                         ({"sizes": {"eval_images": 466}, "seeds": 1}, "needs ≥ 3"),
+                         ({"sizes": {"eval_images": 466}, "seeds": 3, "incomplete": ["cut short"]}, "cut short")]:
+        decision = decide(claim, win, **kwargs)
+        assert decision.verdict == INCONCLUSIVE and text in decision.reason and "would say PASS" in decision.reason
+    smoke = decide(claim, win, scale="smoke", seeds=1)
+    assert smoke.verdict == SMOKE and "decides nothing" in smoke.reason
+
+
+def test_claims_are_validated():
+    with pytest.raises(ValueError, match="kind"):
+        Hypothesis("m", "better", "s")
+    with pytest.raises(ValueError, match="margin"):
+        Hypothesis("m", NON_INFERIORITY, "s")
+    with pytest.raises(ValueError, match="margin_reason"):
+        Hypothesis("m", NON_INFERIORITY, "s", margin=0.01)
+    with pytest.raises(ValueError, match="threshold"):
+        Hypothesis("m", THRESHOLD, "s")
+    with pytest.raises(ValueError, match="scales"):
+        Claim(paper="p", claim="c", hypotheses=[Hypothesis("m", SUPERIORITY, "s")], scales={"cpu": Scale({})})
+    with pytest.raises(ValueError, match="repeated"):
+        fake_claim(Hypothesis("m", SUPERIORITY, "s"), Hypothesis("m", SUPERIORITY, "t"))
+
+
+# ------------------------------------------------------------------------------------------ statistics
+
+
+def test_per_example_estimate_adds_seed_and_image_variation():
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 2, 500)
+    single = per_example_estimate(one)
+    assert single.standard_error == pytest.approx(one.std(ddof=1) / math.sqrt(500))
+    assert (single.n_images, single.n_seeds) == (500, 1)
+    # three seeds that disagree a lot: the seed term dominates, so the SE is far above the one-seed SE
+    seeds = np.stack([rng.random(500) < p for p in (0.3, 0.5, 0.7)]).astype(float)
+    pooled = per_example_estimate(seeds)
+    seed_means = seeds.mean(axis=1)
+    expected = math.sqrt(seeds.mean(axis=0).var(ddof=1) / 500 + seed_means.var(ddof=1) / 3)
+    assert pooled.standard_error == pytest.approx(expected) and pooled.standard_error > 0.1
+    assert pooled.per_seed == pytest.approx(list(seed_means)) and pooled.n_seeds == 3
+
+
+def test_paired_difference_and_pooling():
+    a = np.array([[1, 1, 0, 1, 0, 1, 1, 0]], float)
+    b = np.array([[1, 0, 0, 1, 1, 0, 1, 0]], float)
+    d = (a - b)[0]
+    m = paired_difference(a, b)
+    assert m.estimate == pytest.approx(d.mean()) and m.standard_error == pytest.approx(d.std(ddof=1) / math.sqrt(8))
+    assert paired_difference(a, a).standard_error == 0.0
+    with pytest.raises(ValueError, match="same shape"):
+        paired_difference(a, b[:, :4])
+    pooled = pool_seeds([1.0, 1.2, 0.8], [0.1, 0.1, 0.1])
+    assert pooled.estimate == pytest.approx(1.0)
+    assert pooled.standard_error == pytest.approx(math.sqrt(0.01 + np.var([1.0, 1.2, 0.8], ddof=1) / 3))
+
+
+def test_paired_comparison_is_the_error_of_the_per_example_differences():
+    import torch
+
+    from hfcifar.reproduce import paired_comparison, paired_standard_error
+
+    a = [1, 1, 0, 1, 0, 1, 1, 0]
+    b = [1, 0, 0, 1, 1, 0, 1, 0]
+    d = np.array(a, float) - np.array(b, float)
+    result = paired_comparison(torch.tensor(a, dtype=torch.bool), np.array(b))
+    assert result["margin"] == pytest.approx(d.mean())
+    assert result["standard_error"] == pytest.approx(d.std(ddof=1) / math.sqrt(8))
+    assert (result["a_only_right"], result["b_only_right"], result["num_examples"]) == (2, 1, 8)
+    assert paired_standard_error(a, a) == 0.0
+    with pytest.raises(ValueError, match="same length ≥ 2"):
+        paired_comparison(a, b[:4])
+
+
+# ------------------------------------------------------------------------------------------ running, reports
+
+
+def test_report_has_the_schema_and_provenance(tmp_path):
     out = tmp_path / "out"
-    returned = run_claim_check("fake", output_dir=out, budget_minutes=0.5, seed=3, module=fake_module(run=run))
+    returned = run_claim_check("fake", output_dir=out, seed=3, module=fake_module(), progress=False)
     report = json.loads((out / "report.json").read_text())
-    assert REPORT_KEYS <= set(report) and report == returned
-    assert report["slug"] == "fake" and report["verdict"] == "PASS" and report["seed"] == 3
-    assert report["budget_minutes"] == 0.5 and report["wall_time_seconds"] >= 0
-    assert report["plots"] == ["claim.png", "curve.png"] and report["model_dir"] is None
-    assert report["measured"] == {"accuracy": 0.65, "loss": None}  # strict JSON: NaN side numbers become null
-    assert report["num_eval_examples"] == 10 and report["eval_split"] == "validation"
-    assert (out / "claim.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(REPORT_SCHEMA) <= set(report) and report == returned
+    assert (report["kind"], report["metric"], report["verdict"], report["scale"], report["mode"]) == (
+        "superiority", "margin", "PASS", "cpu", "fixed")
+    assert report["estimate"] == 0.04 and report["standard_error"] == 0.01
+    assert report["interval"] == pytest.approx([0.04 - 1.96 * 0.01, 0.04 + 1.96 * 0.01], abs=1e-4)
+    assert report["n"] == {"images": 400, "seeds": 1} and report["seeds"] == [3]
+    assert report["paper_value"] == 0.05 and report["magnitude"] == "inside"
+    assert report["sub_verdicts"][0]["verdict"] == "PASS" and report["details"] == {"steps": 10}
+    prov = report["provenance"]
+    assert {"commit", "versions", "threads", "device", "command", "scale", "seeds", "wall_time_seconds"} <= set(prov)
+    assert prov["versions"]["torch"] and prov["threads"] >= 1
+    assert prov["command"].startswith("hfcifar reproduce fake --scale cpu --seeds 1 --seed 3 --dataset ")
+    assert report["guard_minutes"] == pytest.approx(3.0)  # GUARD_FACTOR × the scale's 1-minute estimate
     text = (out / "report.md").read_text()
-    assert "PASS" in text and "0.65" in text and "![claim](claim.png)" in text and "![curve](curve.png)" in text
-    assert "the method reaches 60%" in text
+    assert "PASS" in text and "0.04 ± 0.01" in text and "![claim](claim.png)" in text and prov["command"] in text
+    assert (out / "claim.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(out.glob(".*.tmp*"))
 
 
-def test_context_loads_the_data_lazily(tmp_path, synthetic_path):
+def test_seeds_scales_and_budget_mode(tmp_path):
     seen = {}
 
     def run(ctx):
-        seen["sizes"] = (len(ctx.train_split), len(ctx.eval_split))
-        return Measurement(value=0.5, measured={"accuracy": 0.5})
+        seen.update(seeds=ctx.seeds, work=ctx.work, guard=ctx.guard_minutes, mode=ctx.mode)
+        return Result(measurements={"margin": Measurement(0.04, 0.01, n_seeds=len(ctx.seeds))})
 
-    report = run_claim_check("fake", dataset=synthetic_path, output_dir=tmp_path / "out", module=fake_module(run=run))
-    assert seen["sizes"] == (108, 12)
-    assert (report["num_train_examples"], report["num_eval_examples"], report["eval_split"]) == (108, 12, "validation")
-    assert report["dataset"] == synthetic_path and report["verdict"] == "FAIL"
-
-
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), None])
-def test_a_value_that_is_not_a_number_is_an_error_not_a_verdict(tmp_path, value):
-    with pytest.raises(ClaimCheckError, match="'fake'.*not a finite number"):
-        run_claim_check("fake", output_dir=tmp_path / "out", module=fake_module(value=value))
-    assert not (tmp_path / "out" / "report.json").exists()
+    report = run_claim_check("fake", output_dir=tmp_path / "a", scale="smoke", module=fake_module(run=run))
+    assert report["verdict"] == SMOKE and seen == {"seeds": [0], "work": {"steps": 1}, "guard": None, "mode": "fixed"}
+    report = run_claim_check("fake", output_dir=tmp_path / "b", seeds=3, seed=5, budget_minutes=2.0,
+                             module=fake_module(run=run))
+    assert seen["seeds"] == [5, 6, 7] and seen["guard"] == 2.0 and report["mode"] == "budget"
+    assert "--budget-minutes 2" in report["provenance"]["command"]
+    with pytest.raises(ValueError, match="scale"):
+        run_claim_check("fake", output_dir=tmp_path / "c", scale="huge", module=fake_module())
 
 
-def test_a_run_that_raises_names_the_slug(tmp_path):
+def test_an_overrun_in_budget_mode_is_inconclusive(tmp_path):
+    def run(ctx):
+        ctx.start_time -= 1000  # as if the run had taken 16.7 minutes
+        return Result(measurements={"margin": Measurement(0.04, 0.01)})
+
+    report = run_claim_check("fake", output_dir=tmp_path / "o", budget_minutes=10.0, module=fake_module(run=run))
+    assert report["verdict"] == INCONCLUSIVE and "over 1.2× its 10-minute budget" in report["reason"]
+    report = run_claim_check("fake", output_dir=tmp_path / "p", budget_minutes=20.0, module=fake_module(run=run))
+    assert report["verdict"] == PASS
+
+
+def test_a_run_that_measured_nothing_or_nan_is_inconclusive_not_an_error(tmp_path):
+    report = run_claim_check("fake", output_dir=tmp_path / "a", module=fake_module(estimate=float("nan")))
+    assert report["verdict"] == INCONCLUSIVE and report["estimate"] is None
+    empty = fake_module(run=lambda ctx: Result(measurements={}))
+    report = run_claim_check("fake", output_dir=tmp_path / "b", module=empty)
+    assert report["verdict"] == INCONCLUSIVE and "measured nothing" in report["reason"]
+
+
+def test_context_trains_fixed_work_and_records_completeness(tmp_path, synthetic_path):
+    from hfcifar.models import create_model
+
+    def run(ctx):
+        train, held_out = ctx.tensors()
+        first = ctx.train(create_model("fastnet-tiny"), "quick", name="a", max_steps=2)
+        second = ctx.train(create_model("fastnet-tiny"), "quick", name="b", max_steps=3)
+        ctx.same_work([first, second])
+        correct = ctx.correct(first.model, held_out)
+        with ctx.figure("f.png") as (fig, ax):
+            ax.plot([0, 1])
+        assert correct.dtype == bool and correct.shape == (len(held_out),)
+        return Result(measurements={"margin": per_example_estimate(correct)}, sizes={"eval_images": len(held_out)})
+
+    report = run_claim_check("fake", dataset=synthetic_path, output_dir=tmp_path / "o", module=fake_module(run=run))
+    assert [r["steps"] for r in report["training_runs"]] == [2, 3]
+    assert report["verdict"] == INCONCLUSIVE and "different numbers of steps" in report["reason"]
+    assert "f.png" in report["plots"] and (tmp_path / "o" / "f.png").is_file()
+    assert report["data"]["num_eval_examples"] == 12
+
+
+def test_errors_name_the_slug(tmp_path):
     def run(ctx):
         raise RuntimeError("diverged")
 
     with pytest.raises(ClaimCheckError, match="'fake' failed: RuntimeError: diverged") as info:
-        run_claim_check("fake", output_dir=tmp_path / "out", module=fake_module(run=run))
+        run_claim_check("fake", output_dir=tmp_path / "a", module=fake_module(run=run))
     assert isinstance(info.value.__cause__, RuntimeError)
-
-
-def test_plots_the_run_did_not_write_are_an_error(tmp_path):
-    def run(ctx):
-        return Measurement(value=0.7, plots=["missing.png"], data_info=FAKE_DATA)
-
+    with pytest.raises(ClaimCheckError, match="must return a Result"):
+        run_claim_check("fake", output_dir=tmp_path / "b", module=fake_module(run=lambda ctx: 0.5))
     with pytest.raises(ClaimCheckError, match="missing.png"):
-        run_claim_check("fake", output_dir=tmp_path / "out", module=fake_module(run=run))
-
-
-def test_a_claim_is_validated():
-    with pytest.raises(ValueError, match="comparison"):
-        Claim(paper="p", claim="c", paper_value=1.0, metric="m", comparison=">")
-    with pytest.raises(ValueError, match="finite"):
-        Claim(paper="p", claim="c", paper_value=float("nan"), metric="m")
-    claim = Claim(paper="p", claim="c", paper_value=0.3, metric="m", comparison="<=", tolerance=0.1)
-    assert math.isclose(claim.threshold, 0.4) and claim.holds(0.4) and not claim.holds(0.41)
+        run_claim_check("fake", output_dir=tmp_path / "c",
+                        module=fake_module(run=lambda ctx: Result(measurements={}, plots=["missing.png"])))
+    assert not (tmp_path / "a" / "report.json").exists()
 
 
 def test_an_existing_output_folder_is_refused(tmp_path, capsys, monkeypatch):
@@ -141,21 +296,46 @@ def test_an_existing_output_folder_is_refused(tmp_path, capsys, monkeypatch):
     assert not (out / "report.json").exists()
     run_claim_check("fake", output_dir=out, module=fake_module(), overwrite=True)
     assert (out / "report.json").is_file() and (out / "notes.txt").read_text() == "mine"
-
+    monkeypatch.setattr(reproduce.runner, "load_claim_module", lambda slug: fake_module())
     monkeypatch.setattr(reproduce, "load_claim_module", lambda slug: fake_module())
     assert main(["reproduce", "fake", "--output", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(["reproduce", "fake", "--output", str(out), "--overwrite"]) == 0
 
 
-def test_cli_prints_claim_paper_value_measured_and_verdict(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(reproduce, "load_claim_module", lambda slug: fake_module(value=0.55))
+def test_cli_prints_each_hypothesis_and_the_verdict(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(reproduce, "load_claim_module", lambda slug: fake_module(estimate=0.005))
     out = tmp_path / "out"
-    assert main(["reproduce", "fake", "--output", str(out), "--budget-minutes", "0.5"]) == 0  # FAIL still exits 0
+    assert main(["reproduce", "fake", "--output", str(out), "--seeds", "2"]) == 0  # INCONCLUSIVE still exits 0
     printed = capsys.readouterr().out
-    assert "the method reaches 60%" in printed and "0.6" in printed and "0.55" in printed
-    assert "FAIL" in printed and str(out / "report.md") in printed
-    assert json.loads((out / "report.json").read_text())["budget_minutes"] == 0.5
+    assert "the method beats the baseline" in printed and "0.005 ± 0.01" in printed and "paper 0.05" in printed
+    assert "INCONCLUSIVE" in printed and str(out / "report.md") in printed
+    assert json.loads((out / "report.json").read_text())["seeds"] == [0, 1]
+
+
+def test_summary_table_comes_from_the_reports(tmp_path, capsys):
+    run_claim_check("fake", output_dir=tmp_path / "r" / "fake", module=fake_module())
+    assert main(["reproduce", "--summary", str(tmp_path / "r")]) == 0
+    table = capsys.readouterr().out
+    assert "| fake | **PASS** |" in table and "hfcifar reproduce fake --scale cpu" in table
+    assert "not yet run under claim checks v2" in table  # the registered checks without a report
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- claim-table:start -->\nold\n<!-- claim-table:end -->\nend\n")
+    assert main(["reproduce", "--summary", str(tmp_path / "r"), "--update-readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "| fake | **PASS** |" in text and text.endswith("end\n")
+
+
+def test_readme_claim_table_is_generated_from_the_committed_reports():
+    from pathlib import Path
+
+    from hfcifar.reproduce.summary import END, START, find_reports, summary_table
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme.split(START, 1)[1].split(END, 1)[0].strip()
+    assert block == summary_table(find_reports([root / "docs" / "reports"]), slugs=claim_check_slugs()), (
+        "README's claim table is stale: run `hfcifar reproduce --summary docs/reports --update-readme README.md`")
 
 
 def test_unknown_slug_and_missing_claim_check_point_to_the_list(tmp_path, capsys):
@@ -177,7 +357,7 @@ def test_list_shows_every_claim_check_with_its_claim(capsys):
     assert "fastnet-quick-recipe" in slugs
     for slug in slugs:
         assert slug in out
-        assert reproduce.load_claim_module(slug).CLAIM.claim[:40] in out
+        assert load_claim_module(slug).CLAIM.claim[:40] in out
 
 
 def test_methods_lists_the_foundation_checks_apart(capsys):
@@ -232,17 +412,56 @@ def test_train_records_the_eval_dataset(folders, tmp_path, capsys):
     assert (summary["num_train_examples"], summary["num_eval_examples"]) == (100, 40)
 
 
-# ------------------------------------------------------------------------- every registered claim check, tiny budget
+
+
+# ------------------------------------------------------------------------- every registered claim check
+
+
+def synthetic(hypothesis: Hypothesis, outcome: str) -> Measurement:
+    """A measurement that wins, ties or loses `hypothesis` by a wide margin (10 SE)."""
+    se = 0.01 * max(1.0, abs(hypothesis.bound))
+    sign = 1 if hypothesis.higher_is_better else -1
+    offset = {"win": 10 * se, "tie": 0.0, "loss": -10 * se}[outcome] * sign
+    return Measurement(hypothesis.bound + offset, se, n_images=10_000, n_seeds=10)
 
 
 @pytest.mark.parametrize("slug", claim_check_slugs())
-def test_every_claim_check_runs_end_to_end_at_a_tiny_budget(slug, cifar_source, tmp_path):
+@pytest.mark.parametrize("outcome, verdict", [("win", PASS), ("tie", INCONCLUSIVE), ("loss", FAIL)])
+def test_every_claim_checks_rule_gives_pass_inconclusive_fail(slug, outcome, verdict):
+    claim = load_claim_module(slug).CLAIM
+    sizes = {key: value for key, value in claim.minimums.items()}
+    measurements = {h.name: synthetic(h, outcome) for h in claim.hypotheses}
+    decision = decide(claim, measurements, scale="cpu", sizes=sizes, seeds=claim.min_seeds)
+    assert decision.verdict == verdict, decision.reason
+    # below a declared minimum, or one seed short, even a clear win is INCONCLUSIVE
+    if outcome == "win":
+        for key in claim.minimums:
+            short = decide(claim, measurements, sizes={**sizes, key: claim.minimums[key] - 1}, seeds=claim.min_seeds)
+            assert short.verdict == INCONCLUSIVE and key in short.reason
+        if claim.min_seeds > 1:
+            assert decide(claim, measurements, sizes=sizes, seeds=claim.min_seeds - 1).verdict == INCONCLUSIVE
+
+
+@pytest.mark.parametrize("slug", claim_check_slugs())
+def test_every_claim_check_declares_three_scales_and_plans_them(slug, capsys):
+    claim = load_claim_module(slug).CLAIM
+    assert set(claim.scales) >= {"smoke", "cpu", "paper"}
+    cpu = claim.scales["cpu"]
+    assert cpu.minutes is not None and cpu.minutes <= 25, "the cpu scale must fit ~15 (at most 25) minutes here"
+    assert main(["reproduce", slug, "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"[{scale}]" in out for scale in ("smoke", "cpu", "paper")) and claim.headline.name in out
+
+
+@pytest.mark.parametrize("slug", claim_check_slugs())
+def test_every_claim_check_runs_end_to_end_at_the_smoke_scale(slug, cifar_source, tmp_path):
     out = tmp_path / slug
-    report = run_claim_check(slug, dataset=cifar_source, output_dir=out, budget_minutes=0.05, progress=False)
+    report = run_claim_check(slug, dataset=cifar_source, output_dir=out, scale="smoke", progress=False)
     saved = json.loads((out / "report.json").read_text())
-    assert REPORT_KEYS <= set(saved) and saved["verdict"] in {"PASS", "FAIL"} and saved == report
+    assert set(REPORT_SCHEMA) <= set(saved) and saved["verdict"] == SMOKE and saved == report
     assert (out / "report.md").is_file() and all((out / plot).is_file() for plot in saved["plots"])
-    assert math.isfinite(saved["value"]) and saved["num_eval_examples"] > 0
+    assert [s["name"] for s in saved["sub_verdicts"]] == [h.name for h in load_claim_module(slug).CLAIM.hypotheses]
+    assert saved["estimate"] is not None, f"the smoke run measured nothing for {saved['metric']}"
     if saved["model_dir"] is not None:
         assert (out / saved["model_dir"]).is_dir()
 
@@ -264,28 +483,9 @@ def test_the_context_follows_the_eval_dataset_rule(folders, tmp_path):
     def run(ctx):
         assert ctx.eval_dataset == folders["with_test"]
         assert (len(ctx.train_split), len(ctx.eval_split)) == (100, 40)
-        return Measurement(value=0.5, measured={"accuracy": 0.5})
+        return Result(measurements={"margin": Measurement(0.5, 0.1)})
 
     report = run_claim_check("fake", dataset=folders["train_only"], eval_dataset=folders["with_test"],
                              output_dir=tmp_path / "out", module=fake_module(run=run))
-    assert (report["eval_dataset"], report["eval_split"], report["num_eval_examples"]) == (folders["with_test"], "test", 40)
-
-
-def test_paired_comparison_is_the_error_of_the_per_example_differences():
-    import math
-
-    import numpy as np
-    import torch
-
-    from hfcifar.reproduce import paired_comparison, paired_standard_error
-
-    a = [1, 1, 0, 1, 0, 1, 1, 0]
-    b = [1, 0, 0, 1, 1, 0, 1, 0]
-    d = np.array(a, float) - np.array(b, float)
-    result = paired_comparison(torch.tensor(a, dtype=torch.bool), np.array(b))
-    assert result["margin"] == pytest.approx(d.mean())
-    assert result["standard_error"] == pytest.approx(d.std(ddof=1) / math.sqrt(8))
-    assert (result["a_only_right"], result["b_only_right"], result["num_examples"]) == (2, 1, 8)
-    assert paired_standard_error(a, a) == 0.0  # identical predictions: no uncertainty about the difference
-    with pytest.raises(ValueError, match="same length ≥ 2"):
-        paired_comparison(a, b[:4])
+    data = report["data"]
+    assert (data["eval_dataset"], data["eval_split"], data["num_eval_examples"]) == (folders["with_test"], "test", 40)
