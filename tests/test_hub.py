@@ -73,12 +73,20 @@ def test_card_without_results_has_no_model_index(run_dir, tmp_path):
 
 
 def test_card_reports_the_claim_check_that_trained_the_model(run_dir, tmp_path):
-    report = {"slug": "fastnet-quick-recipe", "claim": "reaches 60%", "paper_value": 0.6, "value": 0.42,
-              "tolerance": 0.0, "verdict": "FAIL", "reason": "0.42 < 0.6.", "num_eval_examples": 466,
-              "num_train_examples": 4194, "eval_split": "validation", "seed": 0, "budget_minutes": 1,
-              "wall_time_seconds": 61.0, "citation": "@misc{claimpaper2099, title={A claim}}"}
+    from types import SimpleNamespace
+
+    from hfcifar.reproduce import THRESHOLD, Claim, Hypothesis, Measurement, Result, Scale, run_claim_check
+
+    claim = Claim(paper="A claim", claim="reaches 60%", citation="@misc{claimpaper2099, title={A claim}}",
+                  hypotheses=[Hypothesis("accuracy", THRESHOLD, "held-out accuracy above 60%", threshold=0.6,
+                                         paper_value=0.94)],
+                  scales={"smoke": Scale({}), "cpu": Scale({}, minutes=1), "paper": Scale({})})
+    module = SimpleNamespace(CLAIM=claim, run=lambda ctx: Result(measurements={"accuracy": Measurement(0.42, 0.02, 466)}))
+    report = run_claim_check("fastnet-quick-recipe", output_dir=tmp_path / "claim", module=module, progress=False)
     card = render_card(run_dir, claim_report=report, write=False)
     assert "**FAIL**" in card.text and "hfcifar reproduce fastnet-quick-recipe" in card.text
+    assert "0.42 ± 0.02 [0.3808, 0.4592]" in card.text and "0.94 (above)" in card.text
+    assert report["provenance"]["command"] in card.text
     assert "claimpaper2099" in card.text and "fastnet-quick-recipe" in card.data.tags
 
 

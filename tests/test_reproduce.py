@@ -379,7 +379,15 @@ def folders(tmp_path_factory):
         "train_only": write_cifar_folder(root / "train_only", n=100),
         "with_test": write_cifar_folder(root / "with_test", n=50, seed=1, test=True),  # test split: 40 images
         "other": write_cifar_folder(root / "other", n=30, seed=2),
+        "test_only": _test_only(write_cifar_folder(root / "test_only", n=50, seed=3, test=True)),  # 40 test images
     }
+
+
+def _test_only(folder: str) -> str:
+    from pathlib import Path
+
+    (Path(folder) / "train-00000-of-00001.parquet").unlink()
+    return folder
 
 
 def test_without_eval_dataset_a_validation_split_is_carved(folders):
@@ -401,6 +409,24 @@ def test_eval_dataset_means_whole_train_split_and_its_test_split_else_its_train_
         load_train_and_eval(folders["train_only"], eval_dataset=folders["train_only"])
     with pytest.raises(ValueError, match="validation_size"):
         load_train_and_eval(folders["train_only"], eval_dataset=folders["other"], validation_size=0.2)
+
+
+def test_an_eval_dataset_with_only_a_test_split_is_used_whole(folders, tmp_path, capsys):
+    train, held_out, info = load_train_and_eval(folders["train_only"], eval_dataset=folders["test_only"])
+    assert (len(train), len(held_out), info["eval_split"]) == (100, 40, "test")
+    out = tmp_path / "run"
+    assert main(["train", "fastnet-tiny", "--dataset", folders["train_only"], "--eval-dataset", folders["test_only"],
+                 "--output", str(out), "--max-steps", "1", "--batch-size", "50", "--no-progress"]) == 0
+    for extra in (["--split", "test"], []):
+        assert main(["eval", str(out), "--dataset", folders["test_only"], *extra]) == 0
+        results = json.loads((out / "eval_results.json").read_text())
+        assert (results["split"], results["num_examples"]) == ("test", 40)
+    capsys.readouterr()
+    # training data still needs a train split, and says where evaluation-only data goes
+    from hfcifar.data import DatasetSchemaError, load_cifar10
+
+    with pytest.raises(DatasetSchemaError, match="--eval-dataset"):
+        load_cifar10(folders["test_only"])
 
 
 def test_train_records_the_eval_dataset(folders, tmp_path, capsys):
@@ -489,3 +515,13 @@ def test_the_context_follows_the_eval_dataset_rule(folders, tmp_path):
                              output_dir=tmp_path / "out", module=fake_module(run=run))
     data = report["data"]
     assert (data["eval_dataset"], data["eval_split"], data["num_eval_examples"]) == (folders["with_test"], "test", 40)
+
+
+def test_the_same_command_twice_gives_the_same_numbers(cifar_source, tmp_path):
+    # fixed work and seeds, not a clock: two runs of the same scale and seed measure the same experiment
+    first = run_claim_check("fastnet-quick-recipe", dataset=cifar_source, output_dir=tmp_path / "a", scale="smoke",
+                            seeds=2, progress=False)
+    second = run_claim_check("fastnet-quick-recipe", dataset=cifar_source, output_dir=tmp_path / "b", scale="smoke",
+                             seeds=2, progress=False)
+    assert first["sub_verdicts"] == second["sub_verdicts"] and first["details"]["steps"] == second["details"]["steps"]
+    assert [r["steps"] for r in first["training_runs"]] == [2, 2]

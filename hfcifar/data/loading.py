@@ -94,6 +94,7 @@ def load_cifar10(
     source: str | os.PathLike | None = None,
     validation_size: float | int | None = None,
     seed: int = 0,
+    require_train: bool = True,
 ) -> DatasetDict:
     """Load CIFAR-10 as a `DatasetDict` with the Hub schema (`img`, `label`).
 
@@ -103,6 +104,8 @@ def load_cifar10(
         validation_size: fraction (or count) of `train` held out as a stratified `validation` split. `None` holds
             out 10% when the source has no `test` split and nothing when it has one.
         seed: seed of the stratified split, so the same images are held out every time.
+        require_train: `False` for evaluation data: a source with only a `test` split (as users often publish
+            evaluation sets) is returned as it is, nothing carved.
 
     Returns:
         A `DatasetDict` with `train`, plus `validation` when carved, plus `test` when the source has one.
@@ -110,10 +113,13 @@ def load_cifar10(
     """
     source = resolve_source(source)
     raw = _load_raw(source)
-    if "train" not in raw:
-        raise DatasetSchemaError(f"The dataset {source!r} has no `train` split (splits: {list(raw)}).")
+    if "train" not in raw and require_train:
+        raise DatasetSchemaError(f"The dataset {source!r} has no `train` split (splits: {list(raw)}); training needs "
+                                 "one (an evaluation-only dataset goes to --eval-dataset or `hfcifar eval --dataset`).")
     for name, split in raw.items():
         validate_cifar10(split, name)
+    if "train" not in raw:  # evaluation data only: use its splits whole
+        return DatasetDict(dict(raw))
     if validation_size is None:
         validation_size = 0.0 if "test" in raw else 0.1
     out = DatasetDict()
@@ -186,8 +192,11 @@ def load_train_and_eval(
             )
         eval_source = str(eval_dataset)
         train = load_cifar10(source, validation_size=0)["train"]
-        evaluation = load_cifar10(eval_source, validation_size=0)
+        evaluation = load_cifar10(eval_source, validation_size=0, require_train=False)
         split = "test" if "test" in evaluation else "train"
+        if split not in evaluation:
+            raise DatasetSchemaError(f"eval_dataset {eval_source!r} has neither a `test` nor a `train` split "
+                                     f"(splits: {list(evaluation)}).")
         if split == "train" and _same_source(source, eval_source):
             raise ValueError(
                 f"eval_dataset {eval_source!r} is the training dataset and has no `test` split: evaluation would "

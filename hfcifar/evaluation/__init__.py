@@ -141,7 +141,7 @@ def evaluate_classifier(
     if dataset is None and summary.get("eval_dataset"):
         # Trained with a separate evaluation set: evaluate where training did (its test split, else all of it).
         dataset = summary["eval_dataset"]
-        data = load_cifar10(dataset, validation_size=0)
+        data = load_cifar10(dataset, validation_size=0, require_train=False)
         split = split if split not in (None, "auto") else ("test" if "test" in data else "train")
     else:
         dataset = dataset or summary.get("dataset")
@@ -149,7 +149,7 @@ def evaluate_classifier(
             validation_size = summary.get("validation_size")
         if split_seed is None:
             split_seed = summary.get("split_seed", 0)
-        data = load_cifar10(dataset, validation_size=validation_size, seed=split_seed)
+        data = load_cifar10(dataset, validation_size=validation_size, seed=split_seed, require_train=False)
     split = eval_split_name(data, split)
     settings = EvalSettings(batch_size=batch_size, tta=tta, options=dict(metric_options))
     results: dict = {}

@@ -747,7 +747,7 @@ def evaluate_generator(
     pipeline.set_progress_bar_config(disable=True)
     summary = training_summary(model_dir)
     dataset = dataset or summary.get("dataset")
-    data = load_cifar10(dataset, validation_size=0)
+    data = load_cifar10(dataset, validation_size=0, require_train=False)
     split = split if split not in (None, "auto") else ("test" if "test" in data else "train")
     if split not in data:
         raise ValueError(f"The dataset has no {split!r} split; available: {', '.join(data)}.")

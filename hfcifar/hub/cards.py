@@ -89,6 +89,32 @@ def _read_json(path: Path) -> dict | None:
         raise CardError(f"{path} is not valid JSON ({error}); re-create it (e.g. `hfcifar eval`).") from error
 
 
+def claim_section(report: dict | None) -> str | None:
+    """The card's "Claim check" section, the same for every template: each hypothesis with its estimate ± SE, 95%
+    interval, n and sub-verdict, the verdict and the command that regenerates it (`report.json` of claim checks v2)."""
+    if not report:
+        return None
+    lines = [f"## Claim check: `hfcifar reproduce {report['slug']}`", "", f"> {report['claim']}", ""]
+    if "sub_verdicts" not in report:  # a report written before claim checks v2: no uncertainty was recorded
+        lines += [f"**{report.get('verdict')}** (a v1 report, without standard errors): {report.get('reason', '')}"]
+        return "\n".join(lines)
+    from ..reproduce.report import estimate_text
+
+    lines += ["| Hypothesis | Kind | PASS iff | Measured ± SE [95% interval] | n (images, seeds) | Paper | Verdict |",
+              "|---|---|---|---|---|---|---|"]
+    for row in report["sub_verdicts"]:
+        n = row.get("n") or {}
+        paper = "—" if row.get("paper_value") is None else f"{row['paper_value']:.4g} ({row['magnitude']})"
+        lines.append(f"| {row['statement']} | {row['kind']} | {row['rule']} | {estimate_text(row)} | "
+                     f"{n.get('images', '—')}, {n.get('seeds', '—')} | {paper} | {row['verdict']} |")
+    prov = report.get("provenance", {})
+    minutes, seconds = divmod(float(report.get("wall_time_seconds") or 0), 60)
+    lines += ["", f"**{report['verdict']}**: {report['reason']}.", "",
+              f"Scale `{report['scale']}`, seeds {report['seeds']}, {int(minutes)} min {seconds:.0f} s on "
+              f"{prov.get('device', '?')} ({prov.get('threads', '?')} threads). Regenerate: `{prov.get('command', '')}`"]
+    return "\n".join(lines)
+
+
 def find_claim_report(model_dir: Path) -> dict | None:
     """The report of the claim check that trained this model: `report.json` in the folder or its parent."""
     for folder in (model_dir, model_dir.parent):
@@ -285,9 +311,7 @@ def render_card(
         + ". Architecture and weights are a `transformers` `PreTrainedModel` "
         f"(`model_type: {config.model_type}`) saved as safetensors."
     )
-    claim = None
-    if report:
-        claim = {**report, "wall_time": f"{float(report.get('wall_time_seconds') or 0):.0f} s"}
+    claim = claim_section(report)
     card = ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATES / f"{template}.md"),
@@ -298,7 +322,8 @@ def render_card(
         result_notes=notes,
         training=_training_rows(summary),
         curves=CURVES_FILE if (model_dir / CURVES_FILE).is_file() else None,
-        claim=claim,
+        claim=bool(claim),
+        claim_section=claim,
         limitations=_limitations(rows, results, summary),
         citation="\n\n".join(citations),
     )
@@ -371,14 +396,14 @@ def render_pipeline_card(
         + (f" by the claim check of `{slug}`" if slug else "") + ", sampled by hfcifar's "
         f"`{pipeline_class}`."
     )
-    claim = {**report, "wall_time": f"{float(report.get('wall_time_seconds') or 0):.0f} s"} if report else None
+    claim = claim_section(report)
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATES / f"{template}.md"),
         title=repo_id.split("/")[-1] if repo_id else f"{name} on CIFAR-10", description=description,
         repo_id=repo_id or DEFAULT_REPO_ID, pipeline_class=pipeline_class, conditional=conditional, results=rows,
         result_notes=notes, training=_training_rows(summary),
         samples=SAMPLES_FILE if (model_dir / SAMPLES_FILE).is_file() else None,
-        curves=CURVES_FILE if (model_dir / CURVES_FILE).is_file() else None, claim=claim,
+        curves=CURVES_FILE if (model_dir / CURVES_FILE).is_file() else None, claim=bool(claim), claim_section=claim,
         limitations=_pipeline_limitations(results, summary), citation="\n\n".join(citations),
     )
     if write:
