@@ -290,19 +290,31 @@ def test_ap_trainer_refuses_bad_arguments(tmp_path):
 # -- the claim check's arithmetic ----------------------------------------------------------------------------
 
 
-def test_claim_cycles_and_paired_standard_error():
-    import numpy as np
-
-    from hfcifar.methods.activating_while_pruning.claim import CYCLES, cycle_sparsity, paired_standard_error
+def test_claim_cycles_and_the_weights_ap_chose():
+    from hfcifar.methods.activating_while_pruning.claim import cycle_sparsity, weights_chosen_by_ap
 
     assert cycle_sparsity(1) == pytest.approx(0.2) and cycle_sparsity(2) == pytest.approx(0.36)
-    assert cycle_sparsity(CYCLES) == pytest.approx(1 - 0.8**CYCLES) and cycle_sparsity(CYCLES) > 0.95
-    a = np.array([1, 1, 0, 0, 1, 0, 1, 1], dtype=bool)
-    b = np.array([1, 0, 0, 1, 1, 0, 0, 1], dtype=bool)
-    diff = a.astype(float) - b.astype(float)  # oracle: the sample standard deviation of the differences over √n
-    expected = (sum((d - diff.mean()) ** 2 for d in diff) / (len(diff) - 1)) ** 0.5 / len(diff) ** 0.5
-    assert paired_standard_error(a, b) == pytest.approx(expected)
-    assert paired_standard_error(a, a) == 0.0  # identical predictions: no uncertainty about the difference
+    assert cycle_sparsity(14) == pytest.approx(1 - 0.8**14) and cycle_sparsity(14) > 0.95
+    assert weights_chosen_by_ap([{"step": 0, "sparsity": 0.2}]) == 0  # a plain PruningTrainer's event
+    assert weights_chosen_by_ap([{"ap_pruned": 3}, {"ap_pruned": 4, "ap_quota": 9}]) == 7
+
+
+@pytest.mark.parametrize("ap_fraction, selects", [(0.0, False), (0.1, True)])
+def test_a_claim_run_where_ap_selects_nothing_is_incomplete(ap_fraction, selects, synthetic_path, tmp_path, monkeypatch):
+    """With no AP share both arms are Global MP alone: the run must say so (INCONCLUSIVE), not report a tie."""
+    from hfcifar.methods.activating_while_pruning import claim
+    from hfcifar.reproduce import ClaimContext
+
+    monkeypatch.setattr(claim, "AP_FRACTION", ap_fraction)
+    ctx = ClaimContext(slug="activating-while-pruning", claim=claim.CLAIM, scale="smoke",
+                       work=dict(claim.CLAIM.scales["smoke"].work), seeds=[0], dataset=synthetic_path, eval_dataset=None,
+                       output_dir=tmp_path, progress=False)
+    result = claim.run(ctx)
+    chosen = result.details["weights_chosen_by_ap_seed_0"]
+    assert (chosen > 0) == selects
+    assert any("AP selected no weight" in reason for reason in ctx.incomplete_reasons) == (not selects)
+    if not selects:  # identical arms: the margin is exactly 0
+        assert result.measurements["ap_minus_global_at_final"].estimate == 0.0
 
 
 def test_ap_trainer_resumes_with_its_reference_weights(tmp_path):

@@ -159,3 +159,19 @@ def test_teacher_then_student_are_saved_and_load_at_temperature_one(tmp_path):
         with torch.no_grad():
             # the saved model is the deployed one: raw logits, no temperature anywhere in the forward pass
             torch.testing.assert_close(loaded(images).logits, result[stage].eval()(images).logits)
+
+
+def test_claim_counts_success_only_where_the_attack_changes_the_prediction():
+    from hfcifar.attacks import FGSM, predict
+    from hfcifar.methods.fgsm_cw_defensive_distillation.claim import attack_success, success_reduction
+
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10)).eval()  # varied predictions
+    images = torch.rand(12, 3, 32, 32)
+    labels = predict(model, images)  # the model's own predictions: every image starts correctly classified
+    assert not attack_success(model, lambda x, y: x, images, labels, batch_size=5).any()
+    strong = attack_success(model, FGSM(model, eps=0.5), images, labels, batch_size=5)
+    assert strong.shape == (12,) and strong.any()
+    undistilled, student = torch.tensor([1, 1, 1, 0]).numpy(), torch.tensor([0, 1, 0, 0]).numpy()
+    assert success_reduction(undistilled, student)["margin"] == pytest.approx(0.5)
+    assert success_reduction(undistilled[:1], student[:1])["standard_error"] == math.inf  # one image decides nothing

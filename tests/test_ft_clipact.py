@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import hfcifar
+from hfcifar.data import CifarTensorDataset
 from hfcifar.faults import (
     bit_flips,
     fault_accuracy_curve,
@@ -318,7 +319,14 @@ def test_selected_thresholds_are_finite_positive_and_reproducible():
         assert math.isfinite(threshold) and 0 < threshold <= output.activation_max[layer] + 1e-6
     assert all(isinstance(module, nn.ReLU) for module in model.modules() if isinstance(module, (nn.ReLU, ClippedReLU)))
     assert select_clipping_thresholds(model, images, labels, **settings).thresholds == output.thresholds
-    assert 0 <= output.start_auc <= 1 and 0 <= output.final_auc <= 1
+    # the reported AUCs are those of real networks: re-measured here on the same draws, from the outputs alone
+    def auc_of(thresholds):
+        curve = fault_accuracy_curve(clip_activations(model, thresholds), images, labels, (1e-4, 1e-2), num_draws=1,
+                                     seed=3)
+        return resilience_auc((1e-4, 1e-2), [point.mean for point in curve.values()])
+
+    assert output.final_auc == pytest.approx(auc_of(output.thresholds))
+    assert output.start_auc == pytest.approx(auc_of(profile_activations(model, images)))
     # every candidate of every layer was measured on the same fault draws (same seeds, same count of rates)
     assert {tuple(c.accuracies) for c in output.candidates} == {(1e-4, 1e-2)}
 
@@ -387,22 +395,26 @@ def test_fault_accuracy_metric_through_the_evaluation_api(tmp_path, synthetic_pa
     assert written["fault_representation"] == "fixed" and written["fault_bits"] == 8
 
 
-def test_claim_planning_and_paired_gain():
-    from types import SimpleNamespace
-
+def test_claim_pairs_the_two_networks_image_by_image_on_the_same_draws():
     from hfcifar.faults import FaultAccuracy
     from hfcifar.methods.ft_clipact import claim
 
-    ctx = SimpleNamespace(minutes_left=lambda: 10.0)
-    plan = claim.plan_faults(ctx, image_seconds=3e-4, num_layers=7, num_validation=512, num_eval=466)
-    assert claim.MIN_EVAL_DRAWS <= plan["eval_draws"] <= claim.MAX_EVAL_DRAWS
-    assert claim.selection_cost(7, plan["selection_draws"], plan["max_iterations"], 512, 3e-4) <= plan["selection_seconds"]
-    slow = claim.plan_faults(ctx, image_seconds=3e-2, num_layers=7, num_validation=512, num_eval=466)
-    assert (slow["selection_draws"], slow["max_iterations"]) <= (plan["selection_draws"], plan["max_iterations"])
-    a = FaultAccuracy(1e-5, "fp32", 32, [0.5, 0.6, 0.7], [0, 1, 2], [1, 1, 1], 10, 0.8)
-    b = FaultAccuracy(1e-5, "fp32", 32, [0.1, 0.2, 0.1], [0, 1, 2], [1, 1, 1], 10, 0.8)
-    gain = claim.paired_gain(a, b)
-    assert gain["mean"] == pytest.approx(0.4666666, abs=1e-6) and gain["min"] == pytest.approx(0.4)
+    def point(seeds, *draws):
+        correct = [torch.tensor(d, dtype=torch.bool) for d in draws]
+        return FaultAccuracy(1e-5, "fp32", 32, [float(c.float().mean()) for c in correct], seeds, [1] * len(draws), 4,
+                             1.0, correct=correct)
+
+    clipped = point([0, 1], [1, 1, 0, 1], [1, 0, 0, 1])
+    unclipped = point([0, 1], [0, 1, 0, 0], [0, 0, 1, 1])
+    # per image: draw 0 gives (1, 0, 0, 1), draw 1 gives (1, 0, -1, 0)
+    assert claim.paired_gain_per_image(clipped, unclipped).tolist() == [1.0, 0.0, -0.5, 0.5]
+    with pytest.raises(ValueError, match="same fault draws"):
+        claim.paired_gain_per_image(clipped, point([5, 6], [1, 1, 1, 1], [1, 1, 1, 1]))
+    data = CifarTensorDataset(torch.zeros(20, 3, 32, 32, dtype=torch.uint8), torch.arange(20))
+    train, validation = claim.split_validation(data, 6, seed=1)
+    assert len(validation) == 6 and len(train) == 14
+    assert sorted(train.labels.tolist() + validation.labels.tolist()) == list(range(20))  # disjoint, nothing lost
+    assert claim.split_validation(data, 6, seed=1)[1].labels.tolist() == validation.labels.tolist()
 
 
 def test_evaluate_classifier_measures_the_clipped_network(tmp_path, synthetic_path):

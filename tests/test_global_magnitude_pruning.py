@@ -1,7 +1,6 @@
-"""Global MP (row 28): masks = torch's global_unstructured, the per-layer minimum (MT), collapse and FLOPs measures,
-the FLOPs variant and the gradual schedule inside PruningTrainer, and the claim check's planning."""
-
-import math
+"""Global MP (row 28): masks = torch's global_unstructured, the per-layer minimum (MT) against a collapse vanilla
+Global MP really causes, collapse and FLOPs measures, the FLOPs variant and the gradual schedule inside
+PruningTrainer, and the claim check's schedule."""
 
 import pytest
 import torch
@@ -15,7 +14,6 @@ from hfcifar.methods.global_magnitude_pruning import (
     flops_sparsity,
     global_magnitude_masks,
     layer_sparsities,
-    paired_standard_error,
     uniform_magnitude_masks,
 )
 from hfcifar.methods.global_magnitude_pruning import claim
@@ -35,20 +33,44 @@ def test_global_mp_masks_equal_torch_global_unstructured(model, sparsity):
     assert not claim.masks_equal_global_unstructured(model, uniform_magnitude_masks(model, sparsity), sparsity)
 
 
-def test_resnet_global_mp_matches_torch_and_mt_prevents_the_collapse_vanilla_causes():
+@pytest.mark.parametrize("name", ["resnet20", "resnet32"])
+def test_vanilla_global_mp_collapses_the_initialized_classifier_and_mt_prevents_it(name):
+    """The collapse the claim check's MT hypothesis rests on, on the models as they are initialized (no weight
+    rescaled): the classifier's uniform init has no weight above the 98th percentile of the convolutions' normal
+    weights, so one global threshold at 98% empties it; MT keeps its 1% and the total stays exact."""
     torch.manual_seed(0)
-    resnet = hfcifar.create_model("resnet20").eval()
-    assert claim.masks_equal_global_unstructured(resnet, global_magnitude_masks(resnet, 0.98), 0.98)
-    # a layer with small weights (as a classifier initialized small is) is emptied by one global threshold at 98%
-    with torch.no_grad():
-        resnet.classifier.weight.mul_(1e-3)
-    vanilla = global_magnitude_masks(resnet, 0.98)
+    resnet = hfcifar.create_model(name).eval()
+    vanilla = global_magnitude_masks(resnet, claim.AT_INIT_SPARSITY)
     assert collapsed_layers(vanilla) == ["classifier"]
-    with_mt = global_magnitude_masks(resnet, 0.98, min_keep_fraction=0.01)
+    assert claim.masks_equal_global_unstructured(resnet, vanilla, claim.AT_INIT_SPARSITY)  # torch collapses it too
+    with_mt = global_magnitude_masks(resnet, claim.AT_INIT_SPARSITY, min_keep_fraction=claim.MIN_KEEP_FRACTION)
     assert collapsed_layers(with_mt) == []
-    assert min(1 - s for s in layer_sparsities(with_mt).values()) >= 0.01 - 1e-9
+    assert int(with_mt["classifier"].sum()) == 7  # ceil(1% of 640): the largest 7 classifier weights
+    kept = resnet.classifier.weight.abs()[with_mt["classifier"].bool()]
+    assert kept.min() >= resnet.classifier.weight.abs().flatten().topk(7).values.min()
     total = sum(m.numel() for m in with_mt.values())
-    assert sum(int((m == 0).sum()) for m in with_mt.values()) == round(0.98 * total)
+    assert sum(int((m == 0).sum()) for m in with_mt.values()) == round(claim.AT_INIT_SPARSITY * total)
+    # at 90% nothing collapses: MT is then the same masks as vanilla (the "MT when needed" rule changes nothing)
+    assert collapsed_layers(global_magnitude_masks(resnet, 0.9)) == []
+
+
+def test_an_mt_trained_network_learns_where_the_vanilla_collapse_cannot(tmp_path):
+    """What the claim's at-init hypothesis measures, in miniature: with the classifier collapsed the logits are the
+    bias alone (the same for every image), with MT they depend on the input."""
+    images = torch.rand(4, 3, 32, 32)
+    outputs = {}
+    for arm, fraction in (("vanilla", 0.0), ("mt", claim.MIN_KEEP_FRACTION)):
+        torch.manual_seed(0)
+        args = PruningTrainingArguments(output_dir=str(tmp_path / arm), target_sparsity=0.98, min_keep_fraction=fraction,
+                                        pruning_schedule="one-shot", max_steps=2, per_device_train_batch_size=8,
+                                        save_strategy="no", disable_tqdm=True, plot_curves=False, report_to="none")
+        trainer = PruningTrainer(model=hfcifar.create_model("resnet20").train(), args=args, train_dataset=tiny_data())
+        trainer.train()
+        assert trainer.pruning_summary()["collapsed_layers"] == (["classifier"] if arm == "vanilla" else [])
+        with torch.no_grad():
+            outputs[arm] = trainer.model.eval()(pixel_values=images).logits
+    assert torch.allclose(outputs["vanilla"], outputs["vanilla"][:1].expand_as(outputs["vanilla"]))
+    assert not torch.allclose(outputs["mt"], outputs["mt"][:1].expand_as(outputs["mt"]))
 
 
 def test_layer_measures_on_hand_made_masks():
@@ -68,18 +90,6 @@ def test_flops_sparsity_weights_each_layer_by_its_output_positions(model):
     masks = {name: torch.ones_like(layer.weight) for name, layer in layers.items()}
     masks[last] = torch.zeros_like(layers[last].weight)  # the classifier costs one MAC per weight
     assert flops_sparsity(model, masks) == pytest.approx(layers[last].weight.numel() / total)
-
-
-def test_paired_standard_error_is_that_of_the_per_image_differences():
-    a = torch.tensor([1, 1, 0, 1, 0, 1, 1, 0])
-    b = torch.tensor([1, 0, 0, 1, 1, 1, 0, 0])
-    d = [x - y for x, y in zip(a.tolist(), b.tolist())]  # 0, 1, 0, 0, -1, 0, 1, 0
-    mean = sum(d) / len(d)
-    expected = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1)) / math.sqrt(len(d))
-    assert paired_standard_error(a, b) == pytest.approx(expected)
-    assert paired_standard_error(a, a) == 0.0
-    with pytest.raises(ValueError, match="same length"):
-        paired_standard_error(a, b[:4])
 
 
 def tiny_data(n=32):
@@ -103,20 +113,10 @@ def test_flops_variant_and_gradual_schedule_in_the_trainer(tmp_path, model):
     assert [e["step"] for e in trainer.pruning_history] == [2, 4]
 
 
-def test_the_claim_check_plans_within_its_budget():
-    from hfcifar.reproduce import ClaimContext
-
-    ctx = ClaimContext(slug="global-magnitude-pruning", claim=claim.CLAIM, dataset="x", eval_dataset=None,
-                       output_dir=None, budget_minutes=15)
-    plan = claim.plan(ctx)
-    assert not plan["smoke"] and 0.35 * 15 < plan["dense_minutes"] <= 0.4 * 15
-    epoch_seconds = 20.0
-    fine = claim.plan_fine_tuning(ctx, epoch_seconds, runs=4, num_train=4194, num_eval=466)
-    assert 0.5 <= fine["fine_tune_epochs"] <= claim.MAX_FINE_TUNE_EPOCHS
-    assert 4 * fine["fine_tune_epochs"] * epoch_seconds * claim.MASK_OVERHEAD <= ctx.minutes_left() * 60
-    # a budget of seconds is a smoke run
-    tiny = ClaimContext(slug="global-magnitude-pruning", claim=claim.CLAIM, dataset="x", eval_dataset=None,
-                        output_dir=None, budget_minutes=0.05)
-    assert claim.plan(tiny)["smoke"]
-    assert claim.plan_fine_tuning(tiny, epoch_seconds, runs=4, num_train=4194, num_eval=466)["fine_tune_epochs"] == 0.5
-    assert claim.MIN_KEEP_FRACTION <= 1 - max(claim.SPARSITIES)
+def test_the_claim_checks_fine_tuning_schedule_and_floor():
+    args = claim.gradual_schedule_args(99)
+    assert args["pruning_end_step"] == 49 and args["pruning_frequency"] == 7 and args["max_steps"] == 99
+    schedule = PruningTrainingArguments(output_dir="x", target_sparsity=0.98, **{k: v for k, v in args.items() if k != "max_steps"}
+                                        ).make_schedule(99)
+    assert schedule.pruning_steps() == [0, 7, 14, 21, 28, 35, 42, 49]  # 8 events over the first half
+    assert claim.MIN_KEEP_FRACTION <= 1 - max(claim.SPARSITIES + (claim.AT_INIT_SPARSITY,))

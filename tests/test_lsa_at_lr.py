@@ -177,3 +177,17 @@ def test_bad_at_lr_arguments_are_refused(tmp_path):
         ATLRTrainer(model=tiny_model(), args=AdversarialTrainingArguments(str(tmp_path), **settings()))
     with pytest.raises(ValueError, match="attack"):
         layer_sustainability_analysis(tiny_model(), torch.rand(2, 3, 32, 32), torch.zeros(2, dtype=torch.long), attack=None)
+
+
+def test_claim_scores_each_image_under_pgd_with_shared_random_starts():
+    from hfcifar.methods.lsa_at_lr.claim import robust_correct
+    from hfcifar.reproduce import ClaimContext
+
+    model = tiny_model(4).eval()
+    data = tiny_data(20)
+    clean = ClaimContext.correct(model, data)
+    # ε = 0 leaves every image as it is: per image, robust correctness is clean correctness
+    assert (robust_correct(model, data, eps=0.0, batch_size=8) == clean).all()
+    # the same seed gives the same random starts, so two evaluations of one model agree image for image
+    first = robust_correct(model, data, eps=16 / 255, steps=2, batch_size=8, seed=3)
+    assert first.shape == (20,) and (first == robust_correct(model, data, eps=16 / 255, steps=2, batch_size=8, seed=3)).all()

@@ -264,3 +264,18 @@ def test_bad_sources_and_attacks_are_clear_errors(tmp_path, batch, sources):
         make_trainer(tmp_path, target, sources, pair_selection="top-k", top_k=3)
     with pytest.raises(ValueError, match="must be a classifier"):
         make_trainer(tmp_path, target, {"x": 42})
+
+
+def test_claim_worst_case_margin_is_the_papers_metric_with_a_paired_bootstrap():
+    import numpy as np
+
+    from hfcifar.methods.pubdef.claim import worst_case_accuracy, worst_case_margin
+
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 200)) < np.array([[0.9], [0.6], [0.8]])  # [pairs, images]: pair 1 is a's worst
+    b = rng.random((3, 200)) < np.array([[0.5], [0.7], [0.4]])  # pair 2 is b's worst
+    assert worst_case_accuracy(a) == a.mean(axis=1).min() and worst_case_accuracy(a) == a[1].mean()
+    margin, se = worst_case_margin(a, b)
+    assert margin == pytest.approx(a[1].mean() - b[2].mean()) and 0 < se < 0.1
+    # the images are resampled together for both targets: a target compared with itself has no spread at all
+    assert worst_case_margin(a, a) == (0.0, 0.0)

@@ -388,11 +388,19 @@ def test_frozen_binary_points_do_not_move_and_plain_arguments_share_the_weights_
     assert trainer.optimizer.param_groups[-1]["lr"] == 0.1 and trainer.optimizer.param_groups[-1]["weight_decay"] == 0.0
 
 
-def test_claim_helpers():
-    from hfcifar.methods.qfx.claim import paired_standard_error
+def test_claim_labels_every_quantized_tensor_and_builds_its_recipes():
+    from hfcifar.methods.qfx import claim
+    from hfcifar.quantization import residual_blocks
 
-    a = torch.tensor([1, 1, 0, 0, 1, 0, 1, 1], dtype=torch.bool)
-    b = torch.tensor([1, 0, 0, 1, 1, 0, 0, 1], dtype=torch.bool)
-    d = a.float() - b.float()
-    assert paired_standard_error(a, b) == pytest.approx(float(d.std() / math.sqrt(8)))
-    assert paired_standard_error(a, a) == 0.0
+    model = post_training_quantization(tiny("resnet20"), claim.BITS, images(8))
+    kinds = claim.tensor_kinds(model)
+    assert set(kinds) == set(fixed_point_quantizers(model)) == set(claim.binary_points(model))
+    counts = {kind: list(kinds.values()).count(kind) for kind in set(kinds.values())}
+    convs_and_linears = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+    norms = sum(isinstance(m, FixedPointBatchNorm2d) for m in model.modules())
+    assert counts["residual sum"] == len(residual_blocks(model)) > 0
+    assert counts["layer input"] == counts["weight"] == convs_and_linears
+    assert counts["BN scale"] == counts["BN shift"] == counts["BN output"] == norms > 0
+    qfx = claim.recipe(claim.QFX_RECIPE)
+    assert (qfx["learning_rate"], qfx["warmup_steps"], qfx["tta"], qfx["optim"]) == (0.005, 0, False, "sgd")
+    assert claim.recipe(claim.FLOAT_RECIPE)["learning_rate"] == 0.05 and claim.QFX_RECIPE["recipe"] == "quick"

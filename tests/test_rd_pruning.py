@@ -191,7 +191,27 @@ def test_additivity_check_measures_joint_pruning(measured):
     assert check.summed[0] == pytest.approx(expected_sum, rel=1e-9)
     assert check.pearson == pytest.approx(np.corrcoef(check.joint, check.summed)[0, 1])
     assert check.log_pearson == pytest.approx(np.corrcoef(np.log(check.joint), np.log(check.summed))[0, 1])
-    assert -1 <= check.pearson <= 1 and check.median_ratio > 0
+    assert check.median_ratio == pytest.approx(np.median(np.array(check.joint) / np.array(check.summed)))
+
+
+def test_additivity_is_exact_when_one_layer_is_pruned(measured):
+    """With a single layer pruned, the joint distortion *is* that layer's curve point: a check that pairs an
+    allocation with another's sum, prunes other amounts or layers than it says, or forgets the masks breaks r = 1."""
+    model, images, curves = measured
+    allocations = []
+    for i, name in enumerate(curves.layers):
+        for j in (1, 3, 5):
+            allocation = {other: 0 for other in curves.layers}
+            allocation[name] = int(curves.counts[i, j])
+            allocations.append(allocation)
+    check = additivity_check(model, images, curves, allocations)
+    expected = [curves.distortion[i, j].item() for i in range(len(curves.layers)) for j in (1, 3, 5)]
+    assert check.joint == pytest.approx(expected, rel=1e-6)
+    assert check.summed == pytest.approx(expected, rel=1e-9)
+    assert check.pearson == pytest.approx(1.0, abs=1e-9) and check.median_ratio == pytest.approx(1.0, rel=1e-6)
+    # several layers at once are not additive by construction: the measured joint distortion differs from the sum
+    several = additivity_check(model, images, curves, random_allocations(curves, 4, max_sparsity=0.9, seed=2))
+    assert all(j != pytest.approx(s, rel=1e-6) for j, s in zip(several.joint, several.summed))
 
 
 def test_rd_is_a_registered_pruning_method(measured):
@@ -241,13 +261,35 @@ def test_masks_persist_through_fine_tuning(measured, tmp_path):
     assert sparsity_report(model)["num_zeros"] == zeros
 
 
-def test_plots_are_written(measured, tmp_path):
+def test_plots_draw_on_the_callers_axes(measured):
+    from matplotlib.figure import Figure
+
     model, images, curves = measured
     allocation = allocate_sparsities(curves, 0.9)
-    plot_distortion_curves(curves, tmp_path / "curves.png", {"90%": allocation})
+    ax = Figure().subplots()
+    plot_distortion_curves(curves, ax, {"90%": allocation})
+    assert len(ax.get_lines()) >= len(curves.layers) and ax.get_yscale() == "log"
     check = additivity_check(model, images, curves, [*random_allocations(curves, 3), allocation.zeros], labels=["", "", "", "RD 90%"])
-    plot_additivity(check, tmp_path / "additivity.png")
-    assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "additivity.png").stat().st_size > 0
+    ax = Figure().subplots()
+    plot_additivity(check, ax)
+    assert "Pearson r" in ax.get_title() and len(ax.collections) == 2  # the random prunings and the labelled one
+
+
+def test_claim_stages_have_their_events_and_the_additivity_statistic_is_pearsons():
+    from hfcifar.methods.rd_layer_adaptive_pruning.claim import pearson, stage_schedule
+    from hfcifar.pruning import PruningSchedule
+
+    for steps, events in ((99, 5), (99, 3), (2, 2), (40, 6)):
+        args = stage_schedule(steps, events, 0.5)
+        schedule = PruningSchedule(0.9, kind="gradual", start_step=0, end_step=args["pruning_end_step"],
+                                   frequency=args["pruning_frequency"], initial_sparsity=0.5)
+        assert len(schedule.pruning_steps()) == events and schedule.last_step < steps
+    with pytest.raises(ValueError, match="2 events"):
+        stage_schedule(10, 1, 0.5)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=50)
+    assert pearson(np.column_stack([x, 3 * x + 1])) == pytest.approx(1.0)
+    assert pearson(np.column_stack([x, -x])) == pytest.approx(-1.0)
 
 
 def test_pruning_trainer_prunes_with_rd_on_a_gradual_schedule(tmp_path):

@@ -222,15 +222,23 @@ def test_trainer_refuses_a_model_that_is_not_binary(tmp_path):
         ReSTETrainer(model=hfcifar.create_model("fastnet-tiny"), args=arguments(tmp_path), train_dataset=data())
 
 
-def test_claim_compares_the_two_models_on_the_same_images():
-    from hfcifar.methods.reste.claim import paired_comparison
+def test_claim_builds_both_arms_from_the_same_weights_with_the_papers_recipe():
+    from hfcifar.methods.reste.claim import RECIPE, indicator_mean, recipe_for
 
-    reste = torch.tensor([1, 1, 1, 0, 0, 1, 1, 0]).numpy().astype(bool)
-    ste = torch.tensor([1, 0, 1, 1, 0, 1, 0, 0]).numpy().astype(bool)
-    result = paired_comparison(reste, ste)
-    differences = [0, 1, 0, -1, 0, 0, 1, 0]  # ReSTE − STE per image
-    mean = sum(differences) / 8
-    sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / 7)
-    assert result["margin"] == pytest.approx(reste.mean() - ste.mean()) == pytest.approx(mean)
-    assert result["standard_error"] == pytest.approx(sd / math.sqrt(8))
-    assert (result["reste_only_right"], result["ste_only_right"]) == (2, 1)
+    recipe = recipe_for({"batch_size": 128, "warmup_epochs": 1}, num_train=4194)
+    assert recipe["per_device_train_batch_size"] == 128 and recipe["warmup_steps"] == 33  # ceil(4194 / 128)
+    assert (recipe["optim"], recipe["learning_rate"], recipe["weight_decay"], recipe["max_grad_norm"]) == (
+        "sgd", 0.1, 1e-4, 0.0)
+    assert recipe_for({"batch_size": 256, "warmup_epochs": 5}, 50_000)["warmup_steps"] == 5 * 196
+    assert "warmup_steps" not in RECIPE  # the module constant is not mutated
+    # the claim's seeding: the same seed gives both estimators the same initial weights, another seed other weights
+    torch.manual_seed(7)
+    ste = hfcifar.create_model("binary-resnet20", estimator="ste")
+    torch.manual_seed(7)
+    reste = hfcifar.create_model("binary-resnet20", estimator="reste")
+    torch.manual_seed(8)
+    other = hfcifar.create_model("binary-resnet20", estimator="reste")
+    assert all(torch.equal(a, b) for a, b in zip(ste.state_dict().values(), reste.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(reste.state_dict().values(), other.state_dict().values()))
+    rows = [{"e": float(i)} for i in range(10)]
+    assert indicator_mean(rows, "e") == pytest.approx(4.5) and indicator_mean(rows, "e", 0.2) == pytest.approx(8.5)

@@ -556,20 +556,10 @@ def certify_dataset(smoothed: SmoothedClassifier, images: torch.Tensor, labels, 
                                np.concatenate(radii) if radii else np.zeros(0), time.perf_counter() - start, settings)
 
 
-def plot_certified_accuracy(curves: dict, path, title: str = "Certified accuracy", radius_caps: dict | None = None):
-    """Plot certified accuracy against the ℓ2 radius, one line per entry of `curves` (`{label: (radii, accuracies)}`).
-
-    `radius_caps` (`{label: radius}`) draws each method's largest certifiable radius for the sample size used.
-    """
-    import os
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def draw_certified_accuracy(ax, curves: dict, title: str = "Certified accuracy", radius_caps: dict | None = None) -> None:
+    """Draw certified accuracy against the ℓ2 radius on `ax`, one line per entry of `curves` (`{label: (radii,
+    accuracies)}`); `radius_caps` (`{label: radius}`) marks each method's largest certifiable radius for its n."""
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
     for colour, (label, (radii, accuracies)) in zip(colours, curves.items()):
         ax.step(radii, accuracies, where="post", label=label, color=colour, linewidth=2)
         if radius_caps and label in radius_caps:
@@ -579,10 +569,21 @@ def plot_certified_accuracy(curves: dict, path, title: str = "Certified accuracy
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+
+
+def plot_certified_accuracy(curves: dict, path, title: str = "Certified accuracy", radius_caps: dict | None = None):
+    """`draw_certified_accuracy` on a new figure saved atomically to `path` (no global Matplotlib state)."""
+    import os
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.2))
+    FigureCanvasAgg(fig)
+    draw_certified_accuracy(fig.subplots(), curves, title, radius_caps)
     fig.tight_layout()
     tmp = f"{path}.tmp.png"
     fig.savefig(tmp, dpi=110)
-    plt.close(fig)
     os.replace(tmp, path)
     return path
 
@@ -597,6 +598,7 @@ __all__ = [
     "certify_dataset",
     "clopper_pearson_lower_bound",
     "downsample_sub_images",
+    "draw_certified_accuracy",
     "dual_certified_radius",
     "merge_sub_images",
     "noisy_base_input",

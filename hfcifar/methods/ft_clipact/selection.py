@@ -198,18 +198,13 @@ def select_clipping_thresholds(
     return output
 
 
-def plot_thresholds(output: ThresholdSelectionOutput, path) -> None:
-    """Bars of each layer's ACT_max and chosen threshold T (the fraction T / ACT_max written above)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_thresholds(output: ThresholdSelectionOutput, ax) -> None:
+    """Bars of each layer's ACT_max and chosen threshold T (the fraction T / ACT_max written above) on the Matplotlib
+    axis `ax` (e.g. from `ctx.figure`: no global plotting state is touched)."""
     names = list(output.thresholds)
     maxima = [output.activation_max[n] for n in names]
     chosen = [output.thresholds[n] for n in names]
     x = range(len(names))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(names) + 2), 4.2))
     ax.bar([i - 0.2 for i in x], maxima, width=0.4, color="lightgray", label="ACT_max (fault-free profile)")
     ax.bar([i + 0.2 for i in x], chosen, width=0.4, color="tab:blue", label="chosen threshold T")
     for i, (m, t) in enumerate(zip(maxima, chosen)):
@@ -220,9 +215,6 @@ def plot_thresholds(output: ThresholdSelectionOutput, path) -> None:
     ax.set(ylabel="activation value", title="FT-ClipAct clipping thresholds per layer")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 __all__ = [

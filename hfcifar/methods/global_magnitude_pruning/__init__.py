@@ -20,8 +20,6 @@ from hfcifar.pruning import (
     uniform_magnitude_masks,
 )
 
-from hfcifar.reproduce import paired_standard_error  # the claim check's tolerance (shared by the claim checks)
-
 from .layer_collapse import collapsed_layers, flops_sparsity, layer_sparsities
 
 __all__ = [
@@ -33,6 +31,5 @@ __all__ = [
     "gradual_schedule",
     "layer_sparsities",
     "one_shot_schedule",
-    "paired_standard_error",
     "uniform_magnitude_masks",
 ]

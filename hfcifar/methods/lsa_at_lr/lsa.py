@@ -205,17 +205,11 @@ def layer_sustainability_analysis(
     )
 
 
-def plot_layer_sustainability(output: LayerSustainabilityOutput, path, title: str | None = None) -> str:
-    """A bar chart of each layer's relative error, MVL bars highlighted, with μ and the cut-off μ + η·σ drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def draw_layer_sustainability(ax, output: LayerSustainabilityOutput, title: str | None = None) -> None:
+    """Draw each layer's relative error on `ax`, MVL bars highlighted, with μ and the cut-off μ + η·σ."""
     values = output.relative_errors.tolist()
     vulnerable = set(output.most_vulnerable_layers)
     colours = ["tab:red" if name in vulnerable else "tab:blue" for name in output.layers]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(values) + 2), 4.0))
     ax.bar(range(len(values)), values, color=colours)
     ax.axhline(output.mean, color="black", linewidth=1, label=f"μ = {output.mean:.3f} (Eq. 12)")
     cut = output.mean + output.eta * output.std
@@ -227,9 +221,19 @@ def plot_layer_sustainability(output: LayerSustainabilityOutput, path, title: st
                  fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+
+
+def plot_layer_sustainability(output: LayerSustainabilityOutput, path, title: str | None = None) -> str:
+    """A bar chart of each layer's relative error (see `draw_layer_sustainability`) saved to `path` (no global
+    Matplotlib state: a `Figure` with an Agg canvas)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(6.0, 0.55 * len(output.layers) + 2), 4.0))
+    FigureCanvasAgg(fig)
+    draw_layer_sustainability(fig.subplots(), output, title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return str(path)
 
 
@@ -238,6 +242,7 @@ __all__ = [
     "LayerRepresentations",
     "LayerSustainabilityOutput",
     "layer_representations",
+    "draw_layer_sustainability",
     "layer_sustainability_analysis",
     "most_vulnerable_layers",
     "plot_layer_sustainability",

@@ -1,50 +1,108 @@
-"""Claim check `pubdef`: PubDef beats undefended and PGD-AT training under transfer attacks from public models,
-and costs less clean accuracy than PGD-AT.
+"""Claim check `pubdef`: under transfer attacks from public models, PubDef keeps more accuracy than white-box
+adversarial training and than no defense, at almost no cost in clean accuracy.
 
-The paper (abstract): on ImageNet, PubDef keeps 62% accuracy under the strongest transfer attack vs 36% for the
-best adversarially trained model, and 78% clean accuracy vs 80% undefended. Scaled to a 2-core CPU and the 4,194
-training images of cifar10-mini, in one run:
+The paper (abstract): "our defense, PubDef, outperforms the state-of-the-art white-box adversarial training by a
+large margin with almost no loss in the normal accuracy. For instance, on ImageNet, our defense achieves 62%
+accuracy under the strongest transfer attack vs only 36% of the best adversarially trained model. Its accuracy when
+not under attack is only 2% lower than that of an undefended model (78% vs 80%)"; on CIFAR-10 its tables give ~89%
+vs ~69% under the strongest transfer attack, and 96.1% vs 96.3% clean. Three comparisons are claimed, and all three
+are checked (`combine="all"`: the paper's point is the combination, robustness without the clean-accuracy cost):
 
-1. three "public" source models are trained briefly — two FastNets that PubDef trains against and one FastNet
-   variant (ReLU, wider stem, own seed) that it never sees;
-2. three targets of the same architecture and schedule are trained: undefended, PGD-AT (`AdversarialTrainer`)
-   and PubDef (`PubDefTrainer`, PGD transfer examples from the two public training sources);
-3. on the same held-out images, transfer attacks are crafted on every source (PGD and FGSM, so also an attack
-   algorithm PubDef never trained on) and each target's clean accuracy, accuracy per (source, attack) pair and
-   worst case over pairs are measured.
+1. worst-case transfer accuracy PubDef − PGD-AT > 0 (superiority; paper, CIFAR-10: +0.20);
+2. worst-case transfer accuracy PubDef − undefended > 0 (superiority; the paper's tables list the undefended model
+   under the same attacks, and a defense that does not beat no defense defends nothing; no abstract number);
+3. clean accuracy PubDef − undefended ≥ −δ with δ = 0.02 (non-inferiority: "only 2% lower" is the largest loss the
+   paper's abstract presents as "almost no loss"; paper, CIFAR-10: −0.002).
 
-PASS iff PubDef's worst-case transfer accuracy > undefended's and > PGD-AT's, and PubDef's clean-accuracy drop
-(vs undefended) < PGD-AT's. The reported value is PubDef's worst-case transfer accuracy.
+"Worst case" is the paper's metric: the minimum over (source, attack) pairs of the accuracy under that pair. It is not
+a per-image mean, so each seed's worst-case difference gets a paired bootstrap standard error over images (both
+targets resampled together); the seeds are pooled with `pool_seeds`.
+
+Per scale's work:
+
+1. three "public" source models, trained once (they are given to attacker and defender alike, not part of the
+   method's training randomness): two FastNets PubDef trains against and one FastNet variant (ReLU, wider stem, own
+   seed) that it never sees;
+2. per seed, three targets from the same initial weights, same recipe and epochs: undefended, PGD-AT
+   (`AdversarialTrainer`) and PubDef (`PubDefTrainer`, PGD transfer examples from the two public training sources);
+3. on the same held-out images, transfer attacks crafted on every source (PGD and FGSM — also an algorithm PubDef
+   never trained on), each target's per-image clean and transfer correctness.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import time
-from pathlib import Path
+import copy
 
-from transformers import set_seed
+import numpy as np
 
-from hfcifar.reproduce import Claim, ClaimContext, Measurement
+from hfcifar.reproduce import (NON_INFERIORITY, SUPERIORITY, Claim, ClaimContext, Hypothesis, Result, Scale,
+                               bootstrap_standard_error, paired_difference, per_example_estimate, pool_seeds)
+
+EPS = 8 / 255
+TRAIN_ATTACK_STEPS = 3
+#: What the check trains and attacks with, at every scale (the scale's work sets epochs and sizes).
+SETTINGS = {
+    # The public models the attacker (and the defender) can download. `pubdef_trains_on` marks the subset PubDef
+    # trains against; the other one is a held-out public model, as in the paper's evaluation on unseen sources.
+    "sources": {
+        "fastnet-s1": {"preset": "fastnet", "config": {}, "seed": 1, "pubdef_trains_on": True},
+        "fastnet-tiny-s2": {"preset": "fastnet-tiny", "config": {}, "seed": 2, "pubdef_trains_on": True},
+        "fastnet-relu-s3": {"preset": "fastnet", "config": {"hidden_act": "relu", "stem_width": 32}, "seed": 3,
+                            "pubdef_trains_on": False},
+    },
+    # PGD-AT: white-box PGD-L∞ on the target; PubDef: the same PGD run on the public sources (transfer examples).
+    # 3 steps of 2.5·ε/3 (the usual α = 2.5·ε/steps) keep both at ~3× the cost of a normal epoch.
+    "train_attack": {"eps": EPS, "alpha": 2.5 * EPS / TRAIN_ATTACK_STEPS, "steps": TRAIN_ATTACK_STEPS},
+    "pubdef": {"transfer_attacks": ["pgd"], "pair_selection": "random", "clean_weight": 0.5},
+    # The evaluation attacks, run on every source: the training attack with more steps, and FGSM (never trained on).
+    "eval_attacks": {"pgd": {"eps": EPS, "alpha": 2 / 255, "steps": 10}, "fgsm": {"eps": EPS}},
+}
+TARGETS = ("undefended", "pgd-at", "pubdef")
+BOOTSTRAP_REPEATS = 200
+CLEAN_MARGIN = 0.02
 
 CLAIM = Claim(
     paper="PubDef: Defending Against Transfer Attacks From Public Models",
     claim=(
-        "Training against transfer attacks from a few public source models (PubDef) defends against transfer "
-        "attacks far better than white-box adversarial training at almost no cost in clean accuracy (paper, "
-        "ImageNet: 62% under the strongest transfer attack vs 36% for the best adversarially trained model; 78% "
-        "clean vs 80% undefended). Scaled down: on real CIFAR-10 images, a FastNet trained with PubDef against PGD "
-        "transfer examples from two public FastNets has a higher worst-case accuracy over 6 transfer attacks "
-        "(3 sources, one never seen in training, × PGD/FGSM) than the same net trained normally or with PGD-AT, and "
-        "loses less clean accuracy than PGD-AT. Value: PubDef's worst-case transfer accuracy; the paper value is "
-        "the ImageNet 62%, for reference only (the verdict is the compound comparison)."
+        "Under transfer attacks from public models, PubDef outperforms white-box adversarial training by a large "
+        "margin with almost no loss in clean accuracy (ImageNet: 62% under the strongest transfer attack vs 36% for "
+        "the best adversarially trained model; 78% clean vs 80% undefended; CIFAR-10: ~89% vs ~69%, 96.1% vs 96.3% "
+        "clean). Checked on FastNets: PubDef's worst-case accuracy over 6 transfer attacks (3 public sources, one "
+        "never seen in training, × PGD/FGSM) is above PGD-AT's and above the undefended net's, and its clean accuracy "
+        "is at most 2 points below the undefended net's."
     ),
-    paper_value=0.62,
-    metric="worst_case_transfer_accuracy",
-    comparison=">=",
-    tolerance=0.0,
-    budget_minutes=15.0,
+    hypotheses=[
+        Hypothesis("worst_case_margin_vs_pgd_at", SUPERIORITY,
+                   "worst-case transfer accuracy of PubDef − of PGD-AT is > 0", paper_value=0.20),
+        Hypothesis("worst_case_margin_vs_undefended", SUPERIORITY,
+                   "worst-case transfer accuracy of PubDef − of the undefended net is > 0"),
+        Hypothesis("clean_accuracy_margin_vs_undefended", NON_INFERIORITY,
+                   "clean accuracy of PubDef − of the undefended net is > −0.02", margin=CLEAN_MARGIN,
+                   margin_reason=("the abstract's own example of 'almost no loss in the normal accuracy' is 'only 2% "
+                                  "lower than an undefended model (78% vs 80%)': a larger loss is more than the "
+                                  "paper calls almost none"),
+                   paper_value=-0.002),
+    ],
+    combine="all",
+    scales={
+        "smoke": Scale({"target": "fastnet", "source_epochs": 1, "target_epochs": 1, "max_steps": 2,
+                        "train_images": 256, "eval_images": 32}, seeds=1, minutes=0.5),
+        "cpu": Scale({"target": "fastnet", "source_epochs": 10, "target_epochs": 4, "eval_images": 466},
+                     seeds=3, minutes=23,
+                     description=(
+                         "cifar10-mini's 4,194 training images; sources 10 epochs once, targets 4 epochs per seed, 3 "
+                         "seeds. Timed with OMP_NUM_THREADS=1 on this machine: a FastNet step 0.26 s, a PGD-AT step "
+                         "1.27 s (33 steps an epoch; PubDef ≈ 1.07× PGD-AT, v1's measured ratio) → sources 3 min, "
+                         "targets 3 × 4 × (8.6 + 42 + 45) s ≈ 19 min, crafting and scoring ~1 min ≈ 23 min. v1 trained "
+                         "20 target epochs with one seed; here 4 with three")),
+        "paper": Scale({"target": "resnet18", "recipe": "sgd-cosine", "source_epochs": 200, "target_epochs": 200,
+                        "eval_images": 10000}, seeds=3, minutes=2400, device="GPU",
+                       description=("full CIFAR-10 (the test split with --eval-dataset), 200 epochs as the paper's "
+                                    "CIFAR models; a ResNet-18 target and the three FastNet sources above (the paper "
+                                    "uses 24 public models and 11 attacks); an estimate, never run here")),
+    },
+    min_seeds=3,
+    minimums={"eval_images": 400},
     citation="""@inproceedings{sitawarin2024pubdef,
   title     = {{PubDef}: Defending Against Transfer Attacks From Public Models},
   author    = {Sitawarin, Chawin and Chang, Jaewon and Huang, David and Altoyan, Wesson and Wagner, David},
@@ -54,221 +112,136 @@ CLAIM = Claim(
 }""",
 )
 
-EPS = 8 / 255
-TRAIN_ATTACK_STEPS = 3
-# Everything the check trains and measures, in one place. "cost" is the compute of one epoch relative to a FastNet
-# epoch (~4.3 s on a quiet 2-core CPU; ratios measured on this machine); the time budget is shared among the stages
-# in proportion to epochs × cost. Planned total on a quiet 2-core CPU: ~13 minutes.
-SETTINGS = {
-    # The public models the attacker (and the defender) can download. `pubdef_trains_on` marks the subset PubDef
-    # trains against; the other one is a held-out public model, as in the paper's evaluation on unseen sources.
-    "sources": {
-        "fastnet-s1": {"preset": "fastnet", "config": {}, "seed": 1, "pubdef_trains_on": True, "cost": 1.0},
-        "fastnet-tiny-s2": {"preset": "fastnet-tiny", "config": {}, "seed": 2, "pubdef_trains_on": True, "cost": 0.2},
-        "fastnet-relu-s3": {"preset": "fastnet", "config": {"hidden_act": "relu", "stem_width": 32}, "seed": 3,
-                            "pubdef_trains_on": False, "cost": 0.95},
-    },
-    "source_epochs": 15,
-    # The three targets share architecture, recipe (hfcifar's "quick" FastNet recipe) and number of epochs.
-    "target": "fastnet",
-    "target_epochs": 20,
-    "target_seed": 0,
-    # PGD-AT: white-box PGD-L∞ on the target; PubDef: the same PGD run on the public sources (transfer examples).
-    # 3 steps of 2.5·ε/3 (the usual α = 2.5·ε/steps) keep both at ~3× the cost of a normal epoch (PubDef: 3 PGD
-    # steps on a source, half of the batch on each, plus one forward/backward of the clean and transfer images).
-    "train_attack": {"eps": EPS, "alpha": 2.5 * EPS / TRAIN_ATTACK_STEPS, "steps": TRAIN_ATTACK_STEPS},
-    "pubdef": {"transfer_attacks": ["pgd"], "pair_selection": "random", "clean_weight": 0.5},
-    "costs": {"undefended": 1.0, "pgd-at": 3.0, "pubdef": 3.2},
-    # The evaluation attacks, run on every source: the training attack with more steps, and FGSM (never trained on).
-    "eval_attacks": {"pgd": {"eps": EPS, "alpha": 2 / 255, "steps": 10}, "fgsm": {"eps": EPS}},
-}
-TARGETS = ("undefended", "pgd-at", "pubdef")
-PLOT = "transfer_accuracy.png"
+
+def worst_case_accuracy(correct: np.ndarray) -> float:
+    """The paper's metric from per-pair, per-image correctness `[pairs, images]`: min over pairs of the accuracy."""
+    return float(np.asarray(correct, dtype=float).mean(axis=1).min())
 
 
-def _quick_recipe() -> dict:
-    from hfcifar.training import get_recipe
+def worst_case_margin(correct_a: np.ndarray, correct_b: np.ndarray, repeats: int = BOOTSTRAP_REPEATS,
+                      seed: int = 0) -> tuple[float, float]:
+    """`worst_case_accuracy(a) − worst_case_accuracy(b)` on the same images, and its bootstrap standard error: the
+    images are resampled together for both (paired), `repeats` times with a fixed seed."""
+    stacked = np.stack([np.asarray(correct_a, dtype=float).T, np.asarray(correct_b, dtype=float).T], axis=1)
 
-    recipe = get_recipe("quick")
-    recipe.pop("num_train_epochs")
-    recipe.pop("tta")  # every accuracy here is measured without test-time augmentation, clean and transfer alike
-    return recipe
+    def statistic(sample):  # sample: [images, 2, pairs]
+        return sample[:, 0].mean(axis=0).min() - sample[:, 1].mean(axis=0).min()
 
-
-def _train(ctx: ClaimContext, name: str, model, train_data, epochs: float, minutes: float, seed: int,
-           trainer_class=None, args_class=None, **extra) -> dict:
-    """Train `model` with the quick recipe (plus `extra` arguments) and save it under ctx.output_dir / name."""
-    from hfcifar.image_processing_cifar import CifarImageProcessor
-    from hfcifar.training import CifarTrainer, CifarTrainingArguments
-
-    trainer_class, args_class = trainer_class or CifarTrainer, args_class or CifarTrainingArguments
-    trainer_kwargs = {k: extra.pop(k) for k in ("source_models",) if k in extra}
-    args = args_class(
-        output_dir=str(ctx.output_dir / name), seed=seed, num_train_epochs=epochs,
-        time_budget_minutes=max(minutes, 1e-3), save_strategy="no", eval_strategy="no", logging_steps=10,
-        disable_tqdm=not ctx.progress, **{**_quick_recipe(), **extra},
-    )
-    trainer = trainer_class(model=model, args=args, train_dataset=train_data, processing_class=CifarImageProcessor(),
-                            **trainer_kwargs)
-    start = time.monotonic()
-    trainer.train()
-    seconds = time.monotonic() - start
-    trainer.save_model(args.output_dir)
-    for checkpoint in Path(args.output_dir).glob("checkpoint-*"):  # written when the time budget stops training
-        shutil.rmtree(checkpoint)
-    model.eval()
-    return {"epochs": trainer.state.epoch, "planned_epochs": epochs, "steps": trainer.state.global_step,
-            "train_seconds": seconds, "stopped_by_time_budget": trainer.stopped_by_time_budget}
+    return float(statistic(stacked)), bootstrap_standard_error(statistic, [stacked], repeats=repeats, seed=seed)
 
 
-def _plot(results: dict, pairs: list[str], held_out: set[str], path) -> None:
-    """Grouped bars: clean accuracy, accuracy under each transfer pair and the worst case, for each target."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = ["clean"] + [f"{p}\n(held out)" if p in held_out else p for p in pairs] + ["worst case"]
-    colours = {"undefended": "tab:gray", "pgd-at": "tab:blue", "pubdef": "tab:green"}
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.25 * len(groups) + 2), 4.4))
-    width = 0.8 / len(TARGETS)
-    for t, target in enumerate(TARGETS):
-        r = results[target]
-        values = [r["clean_accuracy"]] + [r["transfer_accuracy"][p] for p in pairs] + [r["worst_case_transfer_accuracy"]]
-        xs = [g + (t - (len(TARGETS) - 1) / 2) * width for g in range(len(groups))]
-        ax.bar(xs, values, width, label=target, color=colours[target])
-        for x, v in zip(xs, values):
-            ax.text(x, v + 0.01, f"{100 * v:.0f}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(groups)), groups, fontsize=8)
-    ax.set_ylabel("accuracy on held-out images")
-    ax.set_ylim(0, 1)
-    ax.axvline(len(groups) - 1.5, color="black", linewidth=0.8, linestyle=":")
-    ax.set_title("Transfer attacks from public FastNets (ε = 8/255): clean, per (source/attack) pair, worst case")
-    ax.legend(ncol=3, fontsize=8, loc="upper right")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def run(ctx: ClaimContext) -> Measurement:
+def run(ctx: ClaimContext) -> Result:
     import hfcifar
-    from hfcifar.data import CifarTensorDataset
-    from hfcifar.training import AdversarialTrainer, AdversarialTrainingArguments
+    from hfcifar.attacks import predict
+    from hfcifar.data import to_float_images
+    from hfcifar.training import AdversarialTrainer, AdversarialTrainingArguments, get_recipe
 
     from .trainer import PubDefTrainer, PubDefTrainingArguments
-    from .transfer import as_image_tensors, craft_transfer_examples, load_source_models, transfer_accuracy
+    from .transfer import craft_transfer_examples, load_source_models
 
-    # At the default budget everything runs as listed in SETTINGS; a smaller budget shrinks epochs, training
-    # images and evaluation images alike (the 0.05-minute smoke run trains one or two steps per model).
-    scale = min(1.0, ctx.budget_minutes / CLAIM.budget_minutes)
-    train_split = ctx.train_split
-    if scale < 0.1:
-        train_split = train_split.select(range(min(len(train_split), max(256, int(len(train_split) * 10 * scale)))))
-    train_data = CifarTensorDataset.from_hf(train_split, "train", progress=False)
-    eval_images, eval_labels = as_image_tensors(ctx.eval_split)
-    if scale < 0.5:
-        keep = min(len(eval_labels), max(32, int(len(eval_labels) * scale)))
-        eval_images, eval_labels = eval_images[:keep], eval_labels[:keep]
+    work = ctx.work
+    train, held_out = ctx.tensors()
+    train = ctx.head(train, work.get("train_images"))
+    held_out = ctx.head(held_out, work["eval_images"])
+    # every accuracy here is measured without test-time augmentation, clean and transfer alike
+    recipe = {**get_recipe(work.get("recipe", "quick")), "tta": False}
+    max_steps = work.get("max_steps")
 
-    stages = [(name, spec["cost"] * SETTINGS["source_epochs"]) for name, spec in SETTINGS["sources"].items()]
-    stages += [(target, SETTINGS["costs"][target] * SETTINGS["target_epochs"]) for target in TARGETS]
-    planned = dict(stages)
-    eval_reserve = 1.0 * scale  # minutes kept for crafting and measuring the transfer attacks (~15 s when quiet)
-
-    def minutes_for(stage: str) -> float:
-        """The stage's share of the time left, in proportion to its planned cost among the stages still to run."""
-        names = [name for name, _ in stages]
-        remaining = sum(planned[name] for name in names[names.index(stage):])
-        return max(ctx.minutes_left() - eval_reserve, 0.0) * planned[stage] / remaining
-
-    # smoke runs: one small batch per model
-    batch = {"per_device_train_batch_size": 32} if scale < 0.1 else {}
-    training = {}
+    # 1. The public sources, once.
     sources = {}
     for name, spec in SETTINGS["sources"].items():
-        set_seed(spec["seed"])
-        model = hfcifar.create_model(spec["preset"], **spec["config"])
-        training[name] = _train(ctx, f"sources/{name}", model, train_data, SETTINGS["source_epochs"] * scale,
-                                minutes_for(name), spec["seed"], **batch)
-        sources[name] = model
+        model = _seeded(spec["seed"], lambda: hfcifar.create_model(spec["preset"], **spec["config"]))
+        sources[name] = ctx.train(model, recipe, name=f"sources/{name}", epochs=work["source_epochs"],
+                                  max_steps=max_steps, seed=spec["seed"], train_dataset=train).model.eval()
     public = {name: sources[name] for name, spec in SETTINGS["sources"].items() if spec["pubdef_trains_on"]}
 
-    targets = {}
-    epochs, seed = SETTINGS["target_epochs"] * scale, SETTINGS["target_seed"]
-    attack = SETTINGS["train_attack"]
-    for target in TARGETS:
-        set_seed(seed)  # the same initial weights for the three targets
-        model = hfcifar.create_model(SETTINGS["target"])
-        if target == "undefended":
-            kwargs = {}
-        elif target == "pgd-at":
-            kwargs = {"trainer_class": AdversarialTrainer, "args_class": AdversarialTrainingArguments, "attack": "pgd",
-                      "attack_eps": attack["eps"], "attack_alpha": attack["alpha"], "attack_steps": attack["steps"]}
-        else:
-            kwargs = {"trainer_class": PubDefTrainer, "args_class": PubDefTrainingArguments, "source_models": public,
-                      "attack_eps": attack["eps"], "attack_alpha": attack["alpha"], "attack_steps": attack["steps"],
-                      **SETTINGS["pubdef"]}
-        training[target] = _train(ctx, target, model, train_data, epochs, minutes_for(target), seed, **kwargs, **batch)
-        targets[target] = model
-
     # The threat model: every source × every attack, crafted once on the source and shown to every target.
-    eval_start = time.monotonic()
-    all_sources = load_source_models(sources)
-    examples = craft_transfer_examples(all_sources, SETTINGS["eval_attacks"], eval_images, eval_labels, seed=ctx.seed)
-    results = {t: transfer_accuracy(m, eval_labels, examples, clean_images=eval_images) for t, m in targets.items()}
-    eval_seconds = time.monotonic() - eval_start
-
+    images, labels = to_float_images(held_out.images), held_out.labels
+    examples = craft_transfer_examples(load_source_models(sources), SETTINGS["eval_attacks"], images, labels,
+                                       seed=ctx.seed)
     pairs = [pair.name for pair in examples]
-    seen = {pair.name for pair in examples if pair.source in public and pair.attack in SETTINGS["pubdef"]["transfer_attacks"]}
-    held_out = set(pairs) - seen
-    worst = {t: results[t]["worst_case_transfer_accuracy"] for t in TARGETS}
-    clean = {t: results[t]["clean_accuracy"] for t in TARGETS}
-    drop = {t: clean["undefended"] - clean[t] for t in ("pgd-at", "pubdef")}
-    beats_undefended = worst["pubdef"] > worst["undefended"]
-    beats_at = worst["pubdef"] > worst["pgd-at"]
-    smaller_drop = drop["pubdef"] < drop["pgd-at"]
-    passed = beats_undefended and beats_at and smaller_drop
+    seen = {pair.name for pair in examples
+            if pair.source in public and pair.attack in SETTINGS["pubdef"]["transfer_attacks"]}
 
-    def verdict_part(ok: bool, text: str) -> str:
-        return f"{text} ({'yes' if ok else 'NO'})"
+    # 2.–3. Per seed: three targets from the same initial weights; per-image clean and transfer correctness.
+    attack = SETTINGS["train_attack"]
+    settings = {
+        "undefended": ({}, {}),
+        "pgd-at": ({"trainer_class": AdversarialTrainer, "args_class": AdversarialTrainingArguments},
+                   {"attack": "pgd", "attack_eps": attack["eps"], "attack_alpha": attack["alpha"],
+                    "attack_steps": attack["steps"]}),
+        "pubdef": ({"trainer_class": PubDefTrainer, "args_class": PubDefTrainingArguments, "source_models": public},
+                   {"attack_eps": attack["eps"], "attack_alpha": attack["alpha"], "attack_steps": attack["steps"],
+                    **SETTINGS["pubdef"]}),
+    }
+    clean = {t: [] for t in TARGETS}
+    transfer = {t: [] for t in TARGETS}  # per seed: [pairs, images]
+    for seed in ctx.each_seed():
+        initial = hfcifar.create_model(work["target"])
+        runs = []
+        for target in TARGETS:
+            classes, extra = settings[target]
+            run_ = ctx.train(copy.deepcopy(initial), {**recipe, **extra}, name=f"{target}-seed{seed}",
+                             epochs=work["target_epochs"], max_steps=max_steps, seed=seed, train_dataset=train,
+                             save=target == "pubdef" and seed == ctx.seeds[0], **classes)
+            model = run_.model.eval()
+            runs.append(run_)
+            clean[target].append(ctx.correct(model, held_out))
+            transfer[target].append(np.stack([(predict(model, adversarial).cpu() == labels).numpy()
+                                              for adversarial in examples.values()]))
+        ctx.same_work(runs, f"targets of seed {seed}")
 
-    reason = "; ".join([
-        verdict_part(beats_undefended, f"PubDef worst-case transfer accuracy {worst['pubdef']:.3f} vs undefended "
-                                       f"{worst['undefended']:.3f}"),
-        verdict_part(beats_at, f"vs PGD-AT {worst['pgd-at']:.3f}"),
-        verdict_part(smaller_drop, f"clean-accuracy drop vs undefended ({clean['undefended']:.3f}): PubDef "
-                                   f"{drop['pubdef']:.3f} vs PGD-AT {drop['pgd-at']:.3f}"),
-    ])
-    stopped = [f"{name} ({t['epochs']:.3g} of {t['planned_epochs']:.3g} epochs)" for name, t in training.items()
-               if t["stopped_by_time_budget"] and t["epochs"] < t["planned_epochs"]]
-    if stopped:  # on a busy machine: a larger --budget-minutes keeps the schedule and relaxes only the time caps
-        reason += f"; the time budget shortened training for {', '.join(stopped)}"
+    margins = {}
+    for other in ("pgd-at", "undefended"):
+        per_seed = [worst_case_margin(transfer["pubdef"][i], transfer[other][i], seed=seed)
+                    for i, seed in enumerate(ctx.seeds)]
+        margins[other] = pool_seeds([m for m, _ in per_seed], [se for _, se in per_seed], n_images=len(held_out),
+                                    method="per seed: paired bootstrap over images of the worst-case difference "
+                                           f"({BOOTSTRAP_REPEATS} resamples); seeds pooled")
+    measurements = {
+        "worst_case_margin_vs_pgd_at": margins["pgd-at"],
+        "worst_case_margin_vs_undefended": margins["undefended"],
+        "clean_accuracy_margin_vs_undefended": paired_difference(clean["pubdef"], clean["undefended"]),
+    }
 
-    measured = {}
-    for t in TARGETS:
-        measured[f"{t}_clean_accuracy"] = clean[t]
-        measured[f"{t}_worst_case_transfer_accuracy"] = worst[t]
-        measured[f"{t}_worst_case_pair"] = results[t]["worst_case_pair"]
-        measured[f"{t}_worst_case_held_out_pairs"] = min(results[t]["transfer_accuracy"][p] for p in held_out) if held_out else None
-        for p in pairs:
-            measured[f"{t}_transfer_accuracy[{p}]"] = results[t]["transfer_accuracy"][p]
-    measured.update({
-        "pgd-at_clean_accuracy_drop": drop["pgd-at"],
-        "pubdef_clean_accuracy_drop": drop["pubdef"],
-        "pubdef_training_pairs": ", ".join(sorted(seen)),
-        "held_out_pairs": ", ".join(sorted(held_out)),
-        "num_eval_examples": int(eval_labels.shape[0]),
-        "eval_seconds": eval_seconds,
-    })
-    for name, t in training.items():
-        measured[f"{name}_epochs"] = t["epochs"]
-        measured[f"{name}_train_seconds"] = t["train_seconds"]
-    (ctx.output_dir / "transfer_results.json").write_text(json.dumps(
-        {"results": results, "training": training, "settings": SETTINGS, "scale": scale}, indent=2, default=str) + "\n")
-    _plot(results, pairs, held_out, ctx.output_dir / PLOT)
+    worst = {t: [worst_case_accuracy(c) for c in transfer[t]] for t in TARGETS}
+    per_pair = {t: np.mean([c.mean(axis=1) for c in transfer[t]], axis=0) for t in TARGETS}
+    clean_accuracy = {t: per_example_estimate(clean[t]) for t in TARGETS}
+    with ctx.figure("transfer_accuracy.png", figsize=(max(8.0, 1.25 * (len(pairs) + 2) + 2), 4.4)) as (fig, ax):
+        groups = ["clean"] + [p if p in seen else f"{p}\n(held out)" for p in pairs] + ["worst case"]
+        colours = {"undefended": "tab:gray", "pgd-at": "tab:blue", "pubdef": "tab:green"}
+        width = 0.8 / len(TARGETS)
+        for t, target in enumerate(TARGETS):
+            values = [clean_accuracy[target].estimate, *per_pair[target], float(np.mean(worst[target]))]
+            xs = [g + (t - (len(TARGETS) - 1) / 2) * width for g in range(len(groups))]
+            ax.bar(xs, values, width, label=target, color=colours[target])
+            for x, v in zip(xs, values):
+                ax.text(x, v + 0.01, f"{100 * v:.0f}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(groups)), groups, fontsize=8)
+        ax.set(ylabel=f"held-out accuracy (mean of {len(ctx.seeds)} seed(s))", ylim=(0, 1),
+               title="Transfer attacks from public FastNets (ε = 8/255): clean, per (source/attack) pair, worst case")
+        ax.axvline(len(groups) - 1.5, color="black", linewidth=0.8, linestyle=":")
+        ax.legend(ncol=3, fontsize=8, loc="upper right")
+        ax.grid(axis="y", alpha=0.3)
 
-    data_info = {**ctx.data_info, "num_train_examples": len(train_data), "num_eval_examples": int(eval_labels.shape[0])}
-    plots = [PLOT] + [f"{t}/training_curves.png" for t in TARGETS if (ctx.output_dir / t / "training_curves.png").is_file()]
-    return Measurement(value=worst["pubdef"], measured=measured, passed=passed, reason=reason, plots=plots,
-                       model_dir="pubdef", data_info=data_info)
+    details = {"pubdef_training_pairs": ", ".join(sorted(seen)), "held_out_pairs": ", ".join(sorted(set(pairs) - seen))}
+    for target in TARGETS:
+        details[f"{target}_clean_accuracy"] = clean_accuracy[target].estimate
+        details[f"{target}_clean_accuracy_per_seed"] = clean_accuracy[target].per_seed
+        details[f"{target}_worst_case_transfer_accuracy"] = float(np.mean(worst[target]))
+        details[f"{target}_worst_case_transfer_accuracy_per_seed"] = worst[target]
+        details[f"{target}_worst_case_pair_per_seed"] = [pairs[int(np.argmin(c.mean(axis=1)))] for c in transfer[target]]
+        for pair, value in zip(pairs, per_pair[target]):
+            details[f"{target}_transfer_accuracy[{pair}]"] = float(value)
+    for run_ in ctx.training_runs:
+        details[f"train_minutes[{run_.name}]"] = round(run_.seconds / 60, 3)
+    return Result(measurements=measurements, details=details, sizes={"eval_images": len(held_out)},
+                  model_dir=f"pubdef-seed{ctx.seeds[0]}")
+
+
+def _seeded(seed: int, make):
+    """`make()` with Python, numpy and torch seeded (a source's initial weights depend only on its own seed)."""
+    from transformers import set_seed
+
+    set_seed(seed)
+    return make()

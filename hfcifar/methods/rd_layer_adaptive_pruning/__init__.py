@@ -6,7 +6,7 @@ against its pruning amount on calibration images, `additivity_check` tests the p
 distortion of pruning several layers is the sum of their single-layer distortions), and `allocate_sparsities` solves
 the resulting problem by dynamic programming (`dynamic_programming`) at a global target sparsity. Importing this
 package registers the pruning method "rd" (`hfcifar.pruning.compute_masks("rd", model, 0.9,
-calibration_images=images)`). `claim.py` compares RD with global and uniform magnitude pruning at equal sparsity.
+calibration_images=images)`). `claim.py` compares RD with Global MP at equal sparsity and tests additivity.
 """
 
 from .rd import (

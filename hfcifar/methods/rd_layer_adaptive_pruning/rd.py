@@ -20,7 +20,6 @@ import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -432,21 +431,12 @@ def rd_masks(
 
 
 # ----------------------------------------------------------------------------------------------- plots
+# Both draw on an axis the caller owns (`ctx.figure(...)` in a claim check, or `matplotlib.figure.Figure().subplots()`):
+# no pyplot, no global backend.
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_distortion_curves(curves: DistortionCurves, path: str | Path, allocations: dict[str, RDAllocation] | None = None) -> None:
-    """δ_i(φ) of every layer (log scale), with the amounts each allocation chose marked on its curve."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+def plot_distortion_curves(curves: DistortionCurves, ax, allocations: dict[str, RDAllocation] | None = None) -> None:
+    """δ_i(φ) of every layer (log scale) on the Matplotlib axis `ax`, with the amounts each allocation chose marked."""
     markers = "ovs^Dp"
     for i, name in enumerate(curves.layers):
         amounts = curves.counts[i].numpy() / curves.num_weights[i]
@@ -464,21 +454,16 @@ def plot_distortion_curves(curves: DistortionCurves, path: str | Path, allocatio
            title=f"Per-layer output-distortion curves ({curves.num_images} calibration images)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
-def plot_additivity(check: AdditivityCheck, path: str | Path, saturation: float | None = None) -> None:
-    """Measured joint distortion against the sum of single-layer distortions (log-log), with the line y = x.
+def plot_additivity(check: AdditivityCheck, ax, saturation: float | None = None) -> None:
+    """Measured joint distortion against the sum of single-layer distortions (log-log) on the axis `ax`, with y = x.
 
     Args:
         saturation: the distortion of a network that outputs its mean logits for every image (e.g.
             `network_outputs(model, images).var(0, unbiased=False).mean()`): far above it the network has stopped
             following its input, and no sum of distortions can describe it.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.6, 5.0))
     labels = check.labels or [""] * len(check.joint)
     random = [(s, j) for s, j, l in zip(check.summed, check.joint, labels) if not l]
     if random:
@@ -507,6 +492,3 @@ def plot_additivity(check: AdditivityCheck, path: str | Path, saturation: float 
                  f"median measured / summed = {check.median_ratio:.2f}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
