@@ -146,16 +146,31 @@ def test_claims_are_validated():
 def test_per_example_estimate_adds_seed_and_image_variation():
     rng = np.random.default_rng(0)
     one = rng.integers(0, 2, 500)
-    single = per_example_estimate(one)
+    single = per_example_estimate(one, proportion=False)
     assert single.standard_error == pytest.approx(one.std(ddof=1) / math.sqrt(500))
     assert (single.n_images, single.n_seeds) == (500, 1)
     # three seeds that disagree a lot: the seed term dominates, so the SE is far above the one-seed SE
     seeds = np.stack([rng.random(500) < p for p in (0.3, 0.5, 0.7)]).astype(float)
     pooled = per_example_estimate(seeds)
     seed_means = seeds.mean(axis=1)
-    expected = math.sqrt(seeds.mean(axis=0).var(ddof=1) / 500 + seed_means.var(ddof=1) / 3)
+    floor = reproduce.agresti_coull_variance(seeds.sum(), seeds.size)
+    expected = math.sqrt(max(seeds.mean(axis=0).var(ddof=1) / 500, floor) + seed_means.var(ddof=1) / 3)
     assert pooled.standard_error == pytest.approx(expected) and pooled.standard_error > 0.1
     assert pooled.per_seed == pytest.approx(list(seed_means)) and pooled.n_seeds == 3
+
+
+def test_a_proportion_at_zero_or_one_keeps_an_honest_standard_error():
+    from hfcifar.reproduce import proportion
+
+    h = Hypothesis("success", THRESHOLD, "succeeds on > 90%", threshold=0.9)
+    # 8 of 8 is not a certainty: the plain binomial SE (0) would PASS any threshold below 100%
+    assert per_example_estimate(np.ones(8)).standard_error > 0.05
+    assert decide_hypothesis(h, per_example_estimate(np.ones(8))).verdict == INCONCLUSIVE
+    assert decide_hypothesis(h, proportion(8, 8)).verdict == INCONCLUSIVE
+    assert decide_hypothesis(h, proportion(300, 300)).verdict == PASS
+    # away from the extremes the floor changes nothing
+    half = np.tile([0.0, 1.0], 250)
+    assert per_example_estimate(half).standard_error == pytest.approx(half.std(ddof=1) / math.sqrt(500))
 
 
 def test_paired_difference_and_pooling():

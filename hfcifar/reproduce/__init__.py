@@ -23,8 +23,8 @@ from .context import GUARD_FACTOR, ClaimContext, TrainRun
 from .report import CLAIM_PLOT, REPORT_JSON, REPORT_MD, REPORT_SCHEMA, render_markdown
 from .runner import (ClaimCheckError, check_claim_module, claim_check_slugs, load_claim_module, plan_text,
                      run_claim_check)
-from .statistics import (bootstrap_standard_error, paired_comparison, paired_difference, paired_standard_error,
-                         per_example_estimate, pool_seeds)
+from .statistics import (agresti_coull_variance, bootstrap_standard_error, paired_comparison, paired_difference,
+                         paired_standard_error, per_example_estimate, pool_seeds, proportion)
 from .summary import summary_table, update_readme
 from .verdicts import combine, critical_value, decide, decide_hypothesis
 
@@ -32,8 +32,8 @@ __all__ = [
     "CLAIM_PLOT", "FAIL", "GUARD_FACTOR", "INCONCLUSIVE", "KINDS", "NON_INFERIORITY", "PASS", "REPORT_JSON",
     "REPORT_MD", "REPORT_SCHEMA", "SCALES", "SMOKE", "SUPERIORITY", "THRESHOLD", "VERDICTS", "Claim",
     "ClaimCheckError", "ClaimContext", "Hypothesis", "Measurement", "Result", "Scale", "TrainRun",
-    "bootstrap_standard_error", "check_claim_module", "claim_check_slugs", "combine", "critical_value", "decide",
+    "agresti_coull_variance", "bootstrap_standard_error", "check_claim_module", "claim_check_slugs", "combine", "critical_value", "decide",
     "decide_hypothesis", "load_claim_module", "paired_comparison", "paired_difference", "paired_standard_error",
-    "per_example_estimate", "plan_text", "pool_seeds", "render_markdown", "run_claim_check", "summary_table",
+    "per_example_estimate", "plan_text", "pool_seeds", "proportion", "render_markdown", "run_claim_check", "summary_table",
     "update_readme",
 ]

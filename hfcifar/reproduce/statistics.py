@@ -9,6 +9,10 @@ everywhere here adds both, conservatively:
 
 (the per-seed-and-image residual is counted in both terms, so the SE is a little too large, never too small). With
 one seed the first term is absent — which is why claims that one training run decides declare `min_seeds=3`.
+
+For 0/1 scores the image term never drops below the Agresti–Coull variance p̃(1 − p̃)/(N + 4), p̃ = (x + 2)/(N + 4)
+over all N = k·n trials: 8 successes out of 8 are not a certainty (the plain binomial SE would be 0 and any
+threshold below 100% would PASS); at proportions away from 0 and 1 the floor is far below the measured term.
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ def _array(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=float)
 
 
-def per_example_estimate(values: Any) -> Measurement:
-    """The mean of per-example scores `[seeds, examples]` (or `[examples]`: one seed) with the SE above."""
+def per_example_estimate(values: Any, proportion: bool | None = None) -> Measurement:
+    """The mean of per-example scores `[seeds, examples]` (or `[examples]`: one seed) with the SE above.
+
+    `proportion`: whether the scores are successes (0/1) whose image term gets the Agresti–Coull floor; `None`
+    decides from the values (a paired difference passes `False`: identical predictions are no uncertainty)."""
     scores = _array(values)
     if scores.ndim == 1:
         scores = scores[None, :]
@@ -40,11 +47,30 @@ def per_example_estimate(values: Any) -> Measurement:
     seed_means = scores.mean(axis=1)
     image_means = scores.mean(axis=0)
     variance = image_means.var(ddof=1) / n
+    if proportion is None:
+        proportion = bool(np.isin(scores, (0.0, 1.0)).all())
+    if proportion:
+        variance = max(variance, agresti_coull_variance(scores.sum(), scores.size))
     if seeds > 1:
         variance += seed_means.var(ddof=1) / seeds
     method = "per-image variance" + (" + seed-to-seed variance" if seeds > 1 else " (one seed)")
     return Measurement(estimate=float(seed_means.mean()), standard_error=float(math.sqrt(variance)), n_images=n,
                        n_seeds=seeds, per_seed=[float(m) for m in seed_means], method=method)
+
+
+def agresti_coull_variance(successes: float, trials: int) -> float:
+    """p̃(1 − p̃)/(N + 4) with p̃ = (x + 2)/(N + 4): a proportion's variance that stays honest at 0 and 1."""
+    shrunk = (float(successes) + 2) / (trials + 4)
+    return shrunk * (1 - shrunk) / (trials + 4)
+
+
+def proportion(successes: float, trials: int, method: str = "") -> Measurement:
+    """A success rate x/N with the Agresti–Coull standard error (one seed)."""
+    if trials < 1:
+        raise ValueError(f"proportion needs at least one trial; got {trials}.")
+    return Measurement(estimate=float(successes) / trials,
+                       standard_error=math.sqrt(agresti_coull_variance(successes, trials)), n_images=int(trials),
+                       method=method or "Agresti–Coull standard error of a proportion")
 
 
 def paired_difference(scores_a: Any, scores_b: Any) -> Measurement:
@@ -55,7 +81,7 @@ def paired_difference(scores_a: Any, scores_b: Any) -> Measurement:
     a, b = _array(scores_a), _array(scores_b)
     if a.shape != b.shape:
         raise ValueError(f"paired_difference needs scores of the same shape; got {a.shape} and {b.shape}.")
-    measurement = per_example_estimate(a - b)
+    measurement = per_example_estimate(a - b, proportion=False)
     measurement.method = "paired per-image differences: " + measurement.method
     return measurement
 
