@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from hfcifar.reproduce import SUPERIORITY, THRESHOLD, Claim, ClaimContext, Hypothesis, Result, Scale, pool_seeds
+from hfcifar.reproduce import SUPERIORITY, THRESHOLD, Claim, ClaimContext, Hypothesis, Result, Scale, pool_seeds, proportion
 from hfcifar.reproduce.statistics import paired_comparison
 
 TEMPERATURE = 100.0
@@ -178,7 +178,8 @@ def run(ctx: ClaimContext) -> Result:
             "seed": seed, "fgsm_images": int(len(labels)), "cw_images": n_cw,
             "fgsm": success_reduction(fgsm["undistilled"][FGSM_EPS], fgsm["student"][FGSM_EPS]),
             "cw_success": float(cw.mean()) if n_cw else float("nan"),
-            "cw_standard_error": math.sqrt(cw.mean() * (1 - cw.mean()) / n_cw) if n_cw else float("nan"),
+            # Agresti–Coull: a success rate of 100% on n images is not a certainty (the plain binomial SE is 0)
+            "cw_standard_error": proportion(float(cw.sum()), n_cw).standard_error if n_cw else float("nan"),
             "curve": {name: [float(rates[eps].mean()) if len(labels) else float("nan") for eps in FGSM_CURVE]
                       for name, rates in fgsm.items()},
             "accuracy": {name: float(c.mean()) for name, c in correct.items()},
@@ -198,7 +199,7 @@ def run(ctx: ClaimContext) -> Result:
     if cw_images:
         measurements["cw_success_student"] = pool_seeds(
             [s["cw_success"] for s in per_seed], [s["cw_standard_error"] for s in per_seed], cw_images,
-            method="per seed: binomial standard error of the success rate; seeds pooled")
+            method="per seed: Agresti–Coull standard error of the success rate; seeds pooled")
 
     with ctx.figure("fgsm_cw.png", 1, 2, figsize=(11, 4)) as (fig, (left, right)):
         labels = {"undistilled": "undistilled (T = 1)", "student": f"student (T = {TEMPERATURE:g}, deployed at T = 1)"}
