@@ -13,9 +13,9 @@ from .base import Attack
 from .cw import CW
 from .fgsm import FGSM
 from .pgd import PGD, PGDL2
-from .transfer import TransferAttack, TransferResult, predict, success_rate
+from .transfer import TransferAttack, TransferResult, correct_under_attack, predict, success_rate
 
-__all__ = ["Attack", "CW", "FGSM", "PGD", "PGDL2", "TransferAttack", "TransferResult", "predict", "success_rate"]
+__all__ = ["Attack", "CW", "FGSM", "PGD", "PGDL2", "TransferAttack", "TransferResult", "correct_under_attack", "predict", "success_rate"]
 
 #: Attacks by the name the command line and training arguments use (`--attack pgd`).
 ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "pgdl2": PGDL2, "cw": CW}

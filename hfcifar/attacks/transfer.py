@@ -64,6 +64,22 @@ class TransferResult:
         return asdict(self)
 
 
+
+def correct_under_attack(model: nn.Module, attack_for_batch, images: torch.Tensor, labels: torch.Tensor,
+                         batch_size: int = 256) -> torch.Tensor:
+    """Per image (bool): does `model` still predict the true label on the attack's example?
+
+    `attack_for_batch(i)` returns the attack (any `(images, labels) -> adversarial images` callable) for batch `i`, so
+    random starts can be seeded per batch and two models meet the same ones. Images in [0, 1], on any device: each
+    batch moves to the model's device, the result comes back on `images`' device."""
+    device = next(iter(model.parameters()), images).device
+    correct = []
+    for index, start in enumerate(range(0, labels.shape[0], batch_size)):
+        x, y = images[start:start + batch_size].to(device), labels[start:start + batch_size].to(device)
+        adversarial = attack_for_batch(index)(x, y)
+        correct.append((predict(model, adversarial, batch_size) == y).to(images.device))
+    return torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool, device=images.device)
+
 def success_rate(clean_predictions: torch.Tensor, adversarial_predictions: torch.Tensor, labels: torch.Tensor,
                  targets: torch.Tensor | None = None) -> float:
     """Attack success rate: the fraction of the correctly classified images that the attack fools.

@@ -100,15 +100,9 @@ CLAIM = Claim(
 
 def attack_success(model, attack, images, labels, batch_size: int = 256) -> np.ndarray:
     """Per image: does `attack`'s example change the model's (correct) prediction? (images in [0, 1])"""
-    import torch
+    from hfcifar.attacks import correct_under_attack
 
-    from hfcifar.attacks import predict
-
-    success = []
-    for start in range(0, len(labels), batch_size):
-        x, y = images[start:start + batch_size], labels[start:start + batch_size]
-        success.append(predict(model, attack(x, y), batch_size) != y)
-    return torch.cat(success).numpy() if success else np.zeros(0, dtype=bool)
+    return (~correct_under_attack(model, lambda batch: attack, images, labels, batch_size)).cpu().numpy()
 
 
 def success_reduction(undistilled: np.ndarray, student: np.ndarray) -> dict:

@@ -91,19 +91,13 @@ CLAIM = Claim(
 def robust_correct(model, dataset, eps: float, steps: int = EVAL_STEPS, batch_size: int = 256, seed: int = 0) -> np.ndarray:
     """Per-image correctness under PGD-L∞ (α = 2.5·ε/steps, random start; batch `i` seeded `seed + i`, so two models
     evaluated with the same `seed` meet the same random starts)."""
-    import torch
-
-    from hfcifar.attacks import PGD, predict
+    from hfcifar.attacks import PGD, correct_under_attack
     from hfcifar.data import to_float_images
 
-    device = next(model.parameters()).device
-    images, labels = to_float_images(dataset.images), dataset.labels
-    correct = []
-    for index, start in enumerate(range(0, len(labels), batch_size)):
-        x, y = images[start:start + batch_size].to(device), labels[start:start + batch_size].to(device)
-        adversarial = PGD(model, eps=eps, alpha=2.5 * eps / steps, steps=steps, seed=seed + index)(x, y)
-        correct.append((predict(model, adversarial, batch_size) == y).cpu())
-    return torch.cat(correct).numpy()
+    def attack(batch: int):
+        return PGD(model, eps=eps, alpha=2.5 * eps / steps, steps=steps, seed=seed + batch)
+
+    return correct_under_attack(model, attack, to_float_images(dataset.images), dataset.labels, batch_size).cpu().numpy()
 
 
 def find_most_vulnerable_layers(model, train, num_images: int, seed: int):
