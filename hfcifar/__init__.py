@@ -23,33 +23,38 @@ register_pipelines()
 
 __version__ = "0.1.0"
 
-# Diffusion components, loaded on first use (diffusers is a heavy import): `hfcifar.CifarDDPMPipeline`,
-# `hfcifar.USFScheduler`, … (saved pipeline folders record the full module path of hfcifar components in
-# `model_index.json`; hfcifar's pipelines import those modules in `from_pretrained`).
-_LAZY = {
-    "CifarDDPMPipeline": "hfcifar.diffusion",
-    "CifarClassConditionalPipeline": "hfcifar.diffusion",
-    "CifarLatentDiffusionPipeline": "hfcifar.diffusion",
-    "DiffusionTrainer": "hfcifar.diffusion",
-    "DiffusionTrainingArguments": "hfcifar.diffusion",
-    "create_unet": "hfcifar.diffusion",
-    "train_diffusion": "hfcifar.diffusion",
-    "USFScheduler": "hfcifar.methods.usf_s3",
-    "GaussianMixtureDenoiser": "hfcifar.methods.usf_s3",
-    "AliasFreeUNet2DModel": "hfcifar.methods.alias_free_diffusion",
-}
+# Method folders are discovered the first time a registry is asked for a name it lacks (or for its list): the
+# lower layers own the registries, the methods fill them, and nothing below `hfcifar.methods` names a method.
+from .registry import Registry, RegistryError, add_discovery_hook  # noqa: E402
+from .methods import discover as _discover_methods  # noqa: E402
+
+add_discovery_hook(_discover_methods)
+
+#: Top-level names loaded on first use (`hfcifar.CifarDDPMPipeline`, `hfcifar.USFScheduler`, …): diffusers is a heavy
+#: import. Methods add theirs with `provides=(("public name", NAME, "module:attr"),)`.
+PUBLIC_NAMES: Registry = Registry("public name")
+for _name in ("CifarDDPMPipeline", "CifarClassConditionalPipeline", "CifarLatentDiffusionPipeline", "DiffusionTrainer",
+              "DiffusionTrainingArguments", "create_unet", "train_diffusion"):
+    PUBLIC_NAMES.register_lazy(_name, f"hfcifar.diffusion:{_name}")
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'hfcifar' has no attribute {name!r}")
+    if name.startswith("__"):  # dunder probes (copy, pickle, inspect) never trigger discovery
+        raise AttributeError(f"module 'hfcifar' has no attribute {name!r}")
+    try:
+        return PUBLIC_NAMES.get(name)
+    except RegistryError:
+        raise AttributeError(f"module 'hfcifar' has no attribute {name!r}") from None
 
 
 __all__ = [
-    *_LAZY,
+    "CifarClassConditionalPipeline",
+    "CifarDDPMPipeline",
+    "CifarLatentDiffusionPipeline",
+    "DiffusionTrainer",
+    "DiffusionTrainingArguments",
+    "create_unet",
+    "train_diffusion",
     "CifarImageProcessor",
     "CifarTrainer",
     "CifarTrainingArguments",

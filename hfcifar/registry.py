@@ -31,7 +31,7 @@ T = TypeVar("T")
 _REGISTRIES: dict[str, "Registry"] = {}
 _PENDING: dict[str, list[tuple[str, object, bool]]] = {}
 _DISCOVERY_HOOKS: list[Callable[[], None]] = []
-_DISCOVERED = False
+_HOOKS_RUN: set = set()
 
 
 class RegistryError(ValueError, KeyError):
@@ -52,7 +52,7 @@ class _Lazy:
     def resolve(self):
         module, _, attribute = self.target.partition(":")
         obj = importlib.import_module(module)
-        for part in attribute.split("."):
+        for part in filter(None, attribute.split(".")):  # "module:" is the module itself
             obj = getattr(obj, part)
         return obj
 
@@ -68,12 +68,11 @@ def add_discovery_hook(hook: Callable[[], None]) -> None:
 
 
 def _discover() -> None:
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    _DISCOVERED = True  # set first: a hook that imports a module using a registry must not recurse
+    # Each hook runs once; it is marked done before it runs, so a hook that looks a name up does not recurse.
     for hook in list(_DISCOVERY_HOOKS):
-        hook()
+        if hook not in _HOOKS_RUN:
+            _HOOKS_RUN.add(hook)
+            hook()
 
 
 def provide(kind: str, name: str, target: object, *, replace: bool = False) -> None:
@@ -134,8 +133,14 @@ class Registry(Generic[T]):
 
         return decorate
 
+    def unregister(self, name: str) -> None:
+        """Remove `name` (tests that register a temporary entry clean up with this)."""
+        if name not in self._entries:
+            raise RegistryError(f"No {self.kind} named {name!r} is registered.")
+        del self._entries[name]
+
     def register_lazy(self, name: str, target: str, *, replace: bool = False) -> None:
-        """Register `"module.path:attribute"`, imported on the first `get(name)`."""
+        """Register `"module.path:attribute"` (or `"module.path:"`, the module), imported on the first `get(name)`."""
         self._add(name, _Lazy(target), replace)
 
     def get(self, name: str) -> T:
@@ -165,6 +170,10 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         """(name, entry) pairs, resolving lazy entries."""
         return [(name, self.get(name)) for name in self.names()]
+
+    def values(self) -> list[T]:
+        """The entries, in name order (resolving lazy ones)."""
+        return [self.get(name) for name in self.names()]
 
     def __contains__(self, name: object) -> bool:
         if name not in self._entries:

@@ -431,11 +431,11 @@ def test_evaluate_classifier_measures_the_clipped_network(tmp_path, synthetic_pa
         seen["clipped"] = isinstance(model.get_submodule(layer), ClippedReLU)
         return {"probe": 0.0, "num_examples": 0}
 
-    evaluation.METRICS["probe"] = evaluation.Metric("probe", probe, "Probe", "probe")
+    evaluation.METRICS.register("probe", evaluation.Metric("probe", probe, "Probe", "probe"))
     try:
         evaluation.evaluate_classifier(str(tmp_path / "m"), dataset=synthetic_path, metrics=["probe"])
         assert seen["clipped"]
         evaluation.evaluate_classifier(str(tmp_path / "m"), dataset=synthetic_path, metrics=["probe"], clip="false")
         assert not seen["clipped"]
     finally:
-        del evaluation.METRICS["probe"]
+        evaluation.METRICS.unregister("probe")

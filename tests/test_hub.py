@@ -284,7 +284,7 @@ def test_dry_run_via_script_and_cli(run_dir, tmp_path):
 
 
 # -- the evaluation API's metric registry feeds the card ------------------------------------------------------
-def test_a_registered_metric_flows_into_eval_results_and_the_model_index(run_dir, monkeypatch):
+def test_a_registered_metric_flows_into_eval_results_and_the_model_index(run_dir, request):
     from hfcifar import evaluation
     from hfcifar.hub import eval_results_from
 
@@ -292,11 +292,8 @@ def test_a_registered_metric_flows_into_eval_results_and_the_model_index(run_dir
         assert settings.options == {"temperature": 2.0}
         return {"mean_top_probability": 0.25, "num_examples": len(split)}
 
-    monkeypatch.setattr(evaluation, "METRICS", dict(evaluation.METRICS))
     evaluation.register_metric("mean_top_probability", "Mean top probability", hub_type="confidence")(mean_top_probability)
-    from hfcifar.hub import cards
-
-    monkeypatch.setattr(cards, "METRICS", evaluation.METRICS)
+    request.addfinalizer(lambda: evaluation.METRICS.unregister("mean_top_probability"))
     results = evaluation.evaluate_classifier(run_dir, metrics=["accuracy", "mean_top_probability"], temperature=2.0)
     assert results["metrics"] == ["accuracy", "mean_top_probability"] and results["mean_top_probability"] == 0.25
     entries = eval_results_from(results)

@@ -1,27 +1,81 @@
+import importlib
+import re
+from pathlib import Path
+
 import pytest
 
 import hfcifar.methods as methods
-from hfcifar.methods import METHODS, method_status
+from hfcifar.methods import METHODS, PLANNED, Method, list_methods, method_status
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS_MD = ROOT.parent / "shared" / "METHODS.md"
 
 
-def test_catalog_has_the_46_papers_in_order():
-    assert [m.number for m in METHODS] == list(range(1, 47))
-    assert len({m.slug for m in METHODS}) == 46
-    assert METHODS[27].slug == "global-magnitude-pruning"
-    assert METHODS[27].title.startswith("Is Complexity Required for Neural Network Pruning?")
+def test_papers_are_numbered_rows_without_gaps_or_duplicates():
+    numbers = [status.info.number for status in list_methods()]
+    assert numbers == list(range(1, len(numbers) + 1))
+    slugs = [status.info.slug for status in list_methods(include_foundation=True)]
+    assert len(set(slugs)) == len(slugs)
 
 
-def test_status_is_read_from_the_package_not_declared(tmp_path, monkeypatch):
-    monkeypatch.setattr(methods, "_HERE", tmp_path)
-    assert not method_status("exadam").implemented
-    (tmp_path / "exadam").mkdir()
-    (tmp_path / "exadam" / "__init__.py").write_text("")
-    assert method_status("exadam").implemented and not method_status("exadam").has_claim_check
-    (tmp_path / "exadam" / "claim.py").write_text("")
-    assert method_status("exadam").has_claim_check
-    assert method_status("exadam").summary == "implemented, claim check available"
+def test_the_plan_holds_only_rows_without_a_folder():
+    implemented = set(METHODS.names())
+    assert implemented, "discovery found no method folder"
+    assert not implemented & {row.slug for row in PLANNED}, "delete the catalog row of an implemented method"
+    implemented_numbers = {METHODS.get(slug).number for slug in implemented}
+    assert not implemented_numbers & {row.number for row in PLANNED}
+
+
+@pytest.mark.skipif(not METHODS_MD.is_file(), reason=f"{METHODS_MD} (the shared method list) is not present")
+def test_rows_match_methods_md():
+    text = METHODS_MD.read_text()
+    rows = {int(number): slug for number, slug in re.findall(r"^\|\s*(\d+)\s*\|\s*([a-z0-9-]+)\s*\|", text, flags=re.M)}
+    assert rows, "no table rows found in METHODS.md"
+    assert {status.info.number: status.info.slug for status in list_methods()} == rows
+
+
+@pytest.mark.parametrize("slug", METHODS.names())
+def test_every_method_folder_declares_its_metadata(slug):
+    method = METHODS.get(slug)
+    assert isinstance(method, Method)
+    package = importlib.import_module(method.package)
+    assert package.METHOD is method
+    assert method.title and method.ship and method.claim and method.family
+    assert method.citation.lstrip().startswith("@"), "the citation is the paper's BibTeX"
+    # the public names resolve (lazily) and are listed
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+    if method_status(slug).has_claim_check:
+        claim = importlib.import_module(f"{method.package}.claim")
+        assert claim.CLAIM.citation == method.citation
+
+
+def test_status_is_read_from_the_folders(tmp_path, monkeypatch):
+    assert method_status("reste").implemented and method_status("reste").has_claim_check
+    assert method_status("reste").summary == "implemented, claim check available"
+    planned = PLANNED[0]
+    status = method_status(planned.slug)
+    assert not status.implemented and status.summary == "not implemented yet"
 
 
 def test_unknown_slug_is_a_clear_error():
-    with pytest.raises(ValueError, match="hfcifar methods"):
+    with pytest.raises(ValueError, match="Unknown method 'no-such-method'; available: .*hfcifar methods"):
         method_status("no-such-method")
+
+
+def test_a_folder_whose_slug_disagrees_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "my_method").mkdir()
+    (tmp_path / "my_method" / "__init__.py").write_text(
+        "from hfcifar.methods.base import Method\n"
+        "METHOD = Method(number=99, slug='other-name', title='t', ship='s', claim='c', family='f')\n")
+    monkeypatch.setattr(methods, "_method_packages", lambda: ["my_method"])
+    monkeypatch.setattr(methods, "__path__", [str(tmp_path)])
+    with pytest.raises(ValueError, match="folder is its slug"):
+        methods.discover()
+
+
+def test_method_metadata_is_validated():
+    with pytest.raises(ValueError, match="lower-case words"):
+        Method(number=1, slug="Bad_Slug", title="t", ship="s", claim="c", family="f")
+    with pytest.raises(ValueError, match="module:attribute"):
+        Method(number=1, slug="ok", title="t", ship="s", claim="c", family="f", provides=(("card note", "x", "nocolon"),))

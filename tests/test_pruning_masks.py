@@ -121,7 +121,7 @@ def test_pruning_methods_by_name(model):
     assert {"global", "uniform"} <= set(PRUNING_METHODS)
     masks = compute_masks("global", model, 0.9, min_keep_fraction=0.01)
     assert all(m.sum() >= 0.01 * m.numel() for m in masks.values())
-    with pytest.raises(ValueError, match="Unknown pruning method 'nope'; registered: .*global"):
+    with pytest.raises(ValueError, match="Unknown pruning method 'nope'; available: .*global"):
         compute_masks("nope", model, 0.5)
 
 

@@ -126,7 +126,7 @@ def test_arguments_refuse_bad_pruning_settings(tmp_path):
 
 
 def test_the_trainer_refuses_unknown_methods_and_options_they_do_not_take(tmp_path):
-    with pytest.raises(ValueError, match="Unknown pruning method 'nope'; registered: .*global.*rd"):
+    with pytest.raises(ValueError, match="Unknown pruning method 'nope'; available: .*global.*rd"):
         PruningTrainer(model=tiny_model(), args=arguments(tmp_path, pruning_method="nope"))
     with pytest.raises(ValueError, match="'uniform' takes no min_keep_fraction"):
         PruningTrainer(model=tiny_model(), args=arguments(tmp_path, pruning_method="uniform", min_keep_fraction=0.01))
@@ -226,7 +226,7 @@ def test_mask_functions_get_the_trainer_and_calibration_images(tmp_path):
         trainer = PruningTrainer(model=tiny_model(), args=args, train_dataset=tiny_data())
         trainer.prune_to(0.5)
     finally:
-        PRUNING_METHODS.pop("test-recording")
+        PRUNING_METHODS.unregister("test-recording")
     assert seen["trainer"] is trainer and seen["beta"] == 3
     images, labels = seen["calibration_images"], seen["calibration_labels"]
     assert images.shape == (12, 3, 32, 32) and images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1

@@ -365,7 +365,7 @@ def test_claim_radii_lie_well_inside_what_rs_can_certify_at_every_verdict_scale(
 
 
 def test_claim_scores_each_image_correct_and_certified_at_the_radius():
-    from hfcifar.methods.dual_randomized_smoothing.smoothing import CertificationResult
+    from hfcifar.certification import CertificationResult
 
     result = CertificationResult(labels=np.array([1, 2, 3, 4]), predictions=np.array([1, 2, ABSTAIN, 0]),
                                  radii=np.array([0.3, 0.2, 0.0, 0.9]))

@@ -13,7 +13,7 @@ import hfcifar.reproduce as reproduce
 from conftest import write_cifar_folder
 from hfcifar.cli import main
 from hfcifar.data import DatasetUnavailableError, load_train_and_eval
-from hfcifar.methods import METHODS, list_methods, method_status
+from hfcifar.methods import list_methods, method_status
 from hfcifar.reproduce import (FAIL, INCONCLUSIVE, NON_INFERIORITY, PASS, REPORT_SCHEMA, SMOKE, SUPERIORITY,
                                THRESHOLD, Claim, ClaimCheckError, Hypothesis, Measurement, Result, Scale,
                                claim_check_slugs, decide, decide_hypothesis, load_claim_module, paired_difference,
@@ -358,7 +358,7 @@ def test_unknown_slug_and_missing_claim_check_point_to_the_list(tmp_path, capsys
         run_claim_check("no-such-method", output_dir=tmp_path / "a")
     assert main(["reproduce", "no-such-method", "--output", str(tmp_path / "b")]) == 2
     assert "hfcifar reproduce --list" in capsys.readouterr().err
-    without = [m.slug for m in METHODS if not method_status(m.slug).has_claim_check]
+    without = [s.info.slug for s in list_methods() if not s.has_claim_check]
     if without:
         with pytest.raises(ValueError, match="hfcifar reproduce --list"):
             run_claim_check(without[0], output_dir=tmp_path / "c")
@@ -380,7 +380,7 @@ def test_methods_lists_the_foundation_checks_apart(capsys):
     out = capsys.readouterr().out
     papers, _, foundation = out.partition("foundation checks")
     assert "fastnet-quick-recipe" in foundation and "fastnet-quick-recipe" not in papers
-    assert len(list_methods()) == 46 and len(list_methods(include_foundation=True)) > 46
+    assert len(list_methods(include_foundation=True)) > len(list_methods())
     assert method_status("fastnet-quick-recipe").has_claim_check
 
 

@@ -21,12 +21,13 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
 from ..data import load_train_and_eval, resolve_source, to_float_images
+from ..registry import Registry
 from ..training.args import CifarTrainingArguments
 from ..training.run import _check_output_dir, _parameters_in_sync, recipe_settings, write_summary
 from ..training.trainer import CifarTrainer
 from .unets import NUM_CLASSES
 
-VAE_PRESETS: dict[str, dict] = {
+_VAE_ARCHITECTURES: dict[str, dict] = {
     # 32×32×3 → 16×16×4 (f = 2): 1.3× fewer numbers than pixels, the mild compression CIFAR-sized images afford.
     "vae-small": dict(block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2,
                       up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=16,
@@ -37,12 +38,15 @@ VAE_PRESETS: dict[str, dict] = {
                      layers_per_block=1, mid_block_add_attention=False),
 }
 
+#: Named autoencoders → `AutoencoderKL` arguments.
+VAE_PRESETS: Registry[dict] = Registry("autoencoder")
+for _name, _arguments in _VAE_ARCHITECTURES.items():
+    VAE_PRESETS.register(_name, _arguments)
+
 
 def create_vae(name: str = "vae-small", **overrides) -> AutoencoderKL:
     """A randomly initialized `AutoencoderKL` of a named preset (`VAE_PRESETS`)."""
-    if name not in VAE_PRESETS:
-        raise ValueError(f"Unknown autoencoder {name!r}. Available: {', '.join(sorted(VAE_PRESETS))}.")
-    return AutoencoderKL(**{"sample_size": 32, "scaling_factor": 1.0, **VAE_PRESETS[name], **overrides})
+    return AutoencoderKL(**{"sample_size": 32, "scaling_factor": 1.0, **VAE_PRESETS.get(name), **overrides})
 
 
 def latent_shape(vae: AutoencoderKL, image_size: int = 32) -> tuple[int, int]:

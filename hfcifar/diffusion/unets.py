@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from diffusers import UNet2DModel
 
+from ..registry import Registry
+
 NUM_CLASSES = 10
 
-UNET_PRESETS: dict[str, dict] = {
+_ARCHITECTURES: dict[str, dict] = {
     # Ho, Jain & Abbeel (2020)'s CIFAR-10 net, the architecture of `google/ddpm-cifar10-32` (35.7M parameters):
     # four resolutions 32→4, two residual blocks each, self-attention at 16×16 only.
     "ddpm-cifar10": dict(
@@ -49,27 +51,27 @@ UNET_PRESETS: dict[str, dict] = {
 }
 CONDITIONAL_SUFFIX = "-cfg"
 
+#: Named UNets → `UNet2DModel` arguments: each architecture above, and its class-conditional `-cfg` variant (one more
+#: class embedding row: the null class of classifier-free guidance).
+UNET_PRESETS: Registry[dict] = Registry("diffusion UNet")
+for _name, _arguments in _ARCHITECTURES.items():
+    UNET_PRESETS.register(_name, dict(sample_size=32, in_channels=3, out_channels=3, **_arguments))
+    UNET_PRESETS.register(_name + CONDITIONAL_SUFFIX, dict(sample_size=32, in_channels=3, out_channels=3,
+                                                            num_class_embeds=NUM_CLASSES + 1, **_arguments))
+
 
 def list_unets() -> list[str]:
     """Every named UNet: the unconditional presets and their class-conditional `-cfg` variants."""
-    return sorted([*UNET_PRESETS, *(name + CONDITIONAL_SUFFIX for name in UNET_PRESETS)])
+    return UNET_PRESETS.names()
 
 
 def is_unet_preset(name: str) -> bool:
-    return name in list_unets()
+    return isinstance(name, str) and name in UNET_PRESETS
 
 
 def unet_config(name: str, **overrides) -> dict:
     """The `UNet2DModel` arguments of a named preset (with `overrides` applied)."""
-    if not is_unet_preset(name):
-        raise ValueError(f"Unknown diffusion UNet {name!r}. Available: {', '.join(list_unets())}.")
-    conditional = name.endswith(CONDITIONAL_SUFFIX)
-    base = name[: -len(CONDITIONAL_SUFFIX)] if conditional else name
-    config = dict(sample_size=32, in_channels=3, out_channels=3, **UNET_PRESETS[base])
-    if conditional:
-        config["num_class_embeds"] = NUM_CLASSES + 1  # the last row is the null class
-    config.update(overrides)
-    return config
+    return {**UNET_PRESETS.get(name), **overrides}
 
 
 def create_unet(name: str = "ddpm-small", **overrides) -> UNet2DModel:

@@ -22,6 +22,7 @@ import datasets
 from transformers import AutoModelForImageClassification, PreTrainedModel
 
 from ..data import eval_split_name, load_cifar10
+from ..registry import Registry
 from ..training.args import CifarTrainingArguments
 from ..training.run import SUMMARY_FILE
 from ..training.trainer import CifarTrainer
@@ -53,7 +54,7 @@ class Metric:
     higher_is_better: bool = True
 
 
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric")
 
 
 def register_metric(name: str, pretty_name: str, hub_type: str | None = None, higher_is_better: bool = True):
@@ -66,9 +67,7 @@ def register_metric(name: str, pretty_name: str, hub_type: str | None = None, hi
     """
 
     def decorate(fn):
-        if name in METRICS:
-            raise ValueError(f"A metric named {name!r} is already registered.")
-        METRICS[name] = Metric(name, fn, pretty_name, hub_type or name, higher_is_better)
+        METRICS.register(name, Metric(name, fn, pretty_name, hub_type or name, higher_is_better))
         return fn
 
     return decorate
@@ -122,7 +121,7 @@ def evaluate_classifier(
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        raise ValueError(f"Unknown metric(s) {unknown}; registered metrics: {', '.join(sorted(METRICS))}.")
+        raise ValueError(f"Unknown metric(s) {unknown}; registered metrics: {', '.join(METRICS.names())}.")
     model_dir = None
     if not isinstance(model, PreTrainedModel):
         model_dir = Path(model) if Path(model).is_dir() else None
@@ -132,7 +131,7 @@ def evaluate_classifier(
         if getattr(model.config, "clipped_activations", None) and _clip_flag(metric_options.get("clip", True)):
             # FT-ClipAct thresholds travel in config.json; every metric measures the clipped network, as deployed
             # (`--option clip=false` measures the unclipped one).
-            from ..methods.ft_clipact import clip_activations
+            from ..faults.clipping import clip_activations
 
             model = clip_activations(model, model.config.clipped_activations, inplace=True)
     summary = training_summary(model_dir)

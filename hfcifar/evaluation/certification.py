@@ -23,7 +23,7 @@ import torch
 from transformers import AutoModelForImageClassification, PreTrainedModel
 
 from ..data import CifarTensorDataset
-from ..methods.dual_randomized_smoothing.smoothing import DualSmoothedClassifier, SmoothedClassifier, certify_dataset
+from ..certification import DualSmoothedClassifier, SmoothedClassifier, certify_dataset
 from . import EvalSettings, register_metric
 
 DEFAULT_RADII = (0.25, 0.0, 0.5, 0.75, 1.0)

@@ -14,7 +14,7 @@ Options (all optional):
     batch_size      images per forward pass (default: the evaluation batch size)
     parameters      "weights" (conv/linear weights, the paper's weight memory; default) or "all" (every parameter)
     clip            whether to apply the clipped activations a FT-ClipAct model's config carries
-                    (`config.clipped_activations`, see hfcifar/methods/ft_clipact); default true
+                    (`config.clipped_activations`, see hfcifar/faults/clipping.py); default true
 
 The headline `fault_accuracy` is the mean over draws; the spread (std, min, max, every draw) and the fault-free
 accuracy of the same model on the same images are reported beside it. A draw whose logits are inf/NaN counts as
@@ -94,7 +94,7 @@ def fault_accuracy(model: nn.Module, split, settings: EvalSettings) -> dict:
     clip = _clip_flag(options.get("clip", True))
     thresholds = getattr(getattr(model, "config", None), "clipped_activations", None) if clip else None
     if thresholds:
-        from ..methods.ft_clipact import clip_activations
+        from ..faults.clipping import clip_activations
 
         model = clip_activations(model, thresholds)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

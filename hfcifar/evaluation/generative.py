@@ -292,7 +292,7 @@ class ClassifierFeatures:
             source = str(model_or_path)
             model = AutoModelForImageClassification.from_pretrained(source)
             if getattr(model.config, "clipped_activations", None):
-                from ..methods.ft_clipact import clip_activations
+                from ..faults.clipping import clip_activations
 
                 model = clip_activations(model, model.config.clipped_activations, inplace=True)
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -4,9 +4,22 @@
 place for a `with` block (`bit_flips`) or in a copy (`inject_bit_flips`); `evaluation.py` measures accuracy over
 several seeded fault draws (`fault_injection_accuracy`, `fault_accuracy_curve`, `resilience_auc`). The registered
 metric `fault_accuracy` (`hfcifar eval DIR --metric fault_accuracy --option rate=1e-5`) lives in
-`hfcifar/evaluation/faults.py`; FT-ClipAct's mitigation (clipped activations) in `hfcifar/methods/ft_clipact/`.
+`hfcifar/evaluation/faults.py`. `clipping.py` holds the mitigation of FT-ClipAct (clipped activations with per-layer
+thresholds that travel in the config); the method folder `hfcifar/methods/ft_clipact/` adds the paper's threshold
+selection and claim check.
 """
 
+from .clipping import (
+    CLIPPABLE_ACTIVATIONS,
+    CONFIG_KEY,
+    ClippedReLU,
+    activation_layers,
+    check_threshold,
+    clip_activations,
+    clipping_thresholds,
+    load_clipped_model,
+    profile_activations,
+)
 from .evaluation import FaultAccuracy, fault_accuracy_curve, fault_injection_accuracy, predict_labels, resilience_auc
 from .injection import (
     DEFAULT_FIXED_POINT_BITS,
@@ -27,6 +40,15 @@ from .injection import (
 )
 
 __all__ = [
+    "CLIPPABLE_ACTIVATIONS",
+    "CONFIG_KEY",
+    "ClippedReLU",
+    "activation_layers",
+    "check_threshold",
+    "clip_activations",
+    "clipping_thresholds",
+    "load_clipped_model",
+    "profile_activations",
     "BitFlipResult",
     "DEFAULT_FIXED_POINT_BITS",
     "FaultAccuracy",

@@ -14,13 +14,15 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from transformers import AutoConfig
+from transformers import AutoConfig, PreTrainedConfig
 
 from ..data import HUB_DATASET
 from ..evaluation import EVAL_RESULTS_FILE, METRICS, training_summary
 from ..models import architecture_of
+from ..registry import Registry
 from ..training.callbacks import CURVES_FILE
 
 TEMPLATES = Path(__file__).parent / "model_cards"
@@ -73,6 +75,12 @@ class RenderedResult:
     dataset: str
     split: str
     num_examples: int | str
+
+
+#: Notes a card adds for what its config carries (a quantization scheme, clipped activations, …): name →
+#: `note(config) -> str | None`. Families write the note next to their mechanism; the method that uses it registers
+#: it (`provides=(("card note", NAME, "module:attr"),)`), so this module names no method.
+CARD_NOTES: Registry[Callable[[PreTrainedConfig], str | None]] = Registry("card note")
 
 
 def list_templates() -> list[str]:
@@ -275,16 +283,7 @@ def render_card(
                      f"(stratified by class, seed {carved.get('split_seed')}); the model never trained on them.")
     if results and results.get("tta"):
         notes.append("Evaluated with flip test-time augmentation (logits of each image and its mirror averaged).")
-    quantization = getattr(config, "quantization_config", None) or {}
-    quantization = quantization if isinstance(quantization, dict) else quantization.to_dict()
-    if quantization.get("quant_method") == "qfx":
-        notes.append("QFX fixed-point model: `from_pretrained` rebuilds the fixed-point emulation only after "
-                     "`pip install hfcifar` and `import hfcifar` (which registers the `qfx` quantizer); the integer "
-                     "weights and binary points for deployment are in `fixed_point.safetensors` / `fixed_point.json`.")
-    if getattr(config, "clipped_activations", None):
-        notes.append("FT-ClipAct clipped activations: the thresholds are in `config.clipped_activations`; "
-                     "`hfcifar.methods.ft_clipact.load_clipped_model` (and `hfcifar eval`) apply them, plain "
-                     "`from_pretrained` gives the unclipped network.")
+    notes += [note for name in CARD_NOTES.names() if (note := CARD_NOTES.get(name)(config))]
 
     arch = architecture_of(config)
     citations = [c for c in (citation, (report or {}).get("citation"), arch.citation(config) if arch else None,

@@ -1,14 +1,15 @@
-"""The 46 CIFAR-10 methods of hfcifar (METHODS.md), with each paper's title, plus the foundation checks.
+"""The plan: the rows of METHODS.md that have no method folder yet.
 
-Each entry: the slug used everywhere (folder, `hfcifar reproduce <slug>`, model card), the paper's title, what
-hfcifar ships for it, the claim its check measures, and its family (the issue that implements it).
+A row here is a promise, not a method: `hfcifar methods` lists it as "not implemented yet". When a method is built,
+its folder's `__init__.py` declares the same facts as `METHOD = Method(...)` and the row is deleted from here (a
+folder always wins over a row with its slug; tests/test_methods.py fails when the two disagree on the number).
 """
 
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class MethodInfo:
+class PlannedMethod:
     number: int
     slug: str
     title: str
@@ -17,16 +18,8 @@ class MethodInfo:
     family: str
 
 
-METHODS: tuple[MethodInfo, ...] = (
-    MethodInfo(
-        1,
-        'fgsm-cw-defensive-distillation',
-        'Evaluating Adversarial Robustness: A Comparison Of FGSM, Carlini-Wagner Attacks, And The Role of Distillation as Defense Mechanism',
-        'FGSM and CW-L2 attacks; DefensiveDistillationTrainer (temperature T, teacher→student); ResNeXt50_32x4d, DenseNet-201, VGG-19, ResNet-101 models',
-        'distillation thwarts FGSM, not CW → FGSM success rate on the distilled student far below the undistilled model; CW-L2 success stays high',
-        'adversarial',
-    ),
-    MethodInfo(
+PLANNED: tuple[PlannedMethod, ...] = (
+    PlannedMethod(
         2,
         'self-expanding-cnn',
         'Self Expanding Convolutional Neural Networks',
@@ -34,7 +27,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'a model grown from one block reaches the accuracy of a fixed model of its final size within tolerance, emitting checkpoints of increasing size',
         'architecture-search',
     ),
-    MethodInfo(
+    PlannedMethod(
         3,
         'quantum-creep',
         'Let the Quantum Creep In: Designing Quantum Neural Network Models by Gradually Swapping Out Classical Components',
@@ -42,7 +35,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'accuracy for 0…3 swapped layers, each above chance; the curve is reported',
         'training',
     ),
-    MethodInfo(
+    PlannedMethod(
         4,
         'cifake',
         'CIFAKE: Image Classification and Explainable Identification of AI-Generated Synthetic Images',
@@ -50,15 +43,7 @@ METHODS: tuple[MethodInfo, ...] = (
         "real CIFAR vs images from the package's own generator: accuracy ≥ 90% held-out; Grad-CAM maps saved",
         'generative',
     ),
-    MethodInfo(
-        5,
-        'ft-clipact',
-        'FT-ClipAct: Resilience Analysis of Deep Neural Networks and Improving their Fault Tolerance using Clipped Activation',
-        'weight fault injection (random bit flips at a rate) + clipped activations with calibrated per-layer thresholds',
-        'clipped model keeps more accuracy than the unclipped one at fault rates 1e-5…1e-3 (paper: +68.92% for VGG-16 at 1e-5)',
-        'compression',
-    ),
-    MethodInfo(
+    PlannedMethod(
         6,
         'eagan',
         'EAGAN: Efficient Two-stage Evolutionary Architecture Search for GANs',
@@ -66,15 +51,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'a tiny search runs both stages and returns a non-dominated front',
         'generative',
     ),
-    MethodInfo(
-        7,
-        'usf-s3',
-        'A Unified Sampling Framework for Solver Searching of Diffusion Probabilistic Models',
-        'exponential-integrator sampler with per-step solver strategy, predictor-based schedule search',
-        'at 5 and 10 NFE the searched schedule has lower error to a reference ODE solution than DDIM/DPM-Solver (paper: FID 2.69 at 10 NFE)',
-        'generative',
-    ),
-    MethodInfo(
+    PlannedMethod(
         8,
         'nasnet',
         'Learning Transferable Architectures for Scalable Image Recognition',
@@ -82,15 +59,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'NASNet-A 6@768 has ≈3.3M parameters; ScheduledDropPath rate grows linearly; a small NASNet trains above a stated accuracy',
         'architecture-search',
     ),
-    MethodInfo(
-        9,
-        'rd-layer-adaptive-pruning',
-        'Efficient Joint Optimization of Layer-Adaptive Weight Pruning in Deep Neural Networks',
-        'per-layer output-distortion curves, additivity, dynamic-programming allocation to a target sparsity',
-        'at equal sparsity it keeps accuracy ≥ global and uniform magnitude pruning; distortion additivity holds (correlation reported)',
-        'compression',
-    ),
-    MethodInfo(
+    PlannedMethod(
         10,
         'salun',
         'SalUn: Empowering Machine Unlearning via Gradient-based Weight Saliency in Both Image Classification and Generation',
@@ -98,7 +67,7 @@ METHODS: tuple[MethodInfo, ...] = (
         "forgetting 10% random data: SalUn's average gap to retrain-from-scratch (UA, RA, TA, MIA) is smaller than fine-tune and gradient-ascent baselines",
         'unlearning-backdoor',
     ),
-    MethodInfo(
+    PlannedMethod(
         11,
         'ddgan',
         'Tackling the Generative Learning Trilemma with Denoising Diffusion GANs',
@@ -106,7 +75,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'samples with 4 NFE; sampling ≥ 200× faster than 1000-step DDPM with the same backbone',
         'generative',
     ),
-    MethodInfo(
+    PlannedMethod(
         12,
         'exadam',
         'EXAdam: The Power of Adaptive Cross-Moments',
@@ -114,7 +83,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'steps to a target training accuracy vs Adam on the same CNN, over ≥3 seeds (paper: 48.07% faster)',
         'training',
     ),
-    MethodInfo(
+    PlannedMethod(
         13,
         'mamba-pkd',
         'Mamba base PKD for efficient knowledge compression',
@@ -122,15 +91,7 @@ METHODS: tuple[MethodInfo, ...] = (
         "accuracy vs FLOPs of the student chain is reported; the smallest student keeps ≥ 50% accuracy at ≤ 5% of teacher FLOPs (paper's CIFAR figure) or FAIL",
         'training',
     ),
-    MethodInfo(
-        14,
-        'lsa-at-lr',
-        'Layer-wise Regularized Adversarial Training using Layers Sustainability Analysis (LSA) framework',
-        'layer sustainability analysis (MVL list) + layer-wise regularized adversarial training',
-        'AT-LR robust accuracy ≥ plain AT at larger perturbations (paper: +10.73% on CIFAR-10)',
-        'adversarial',
-    ),
-    MethodInfo(
+    PlannedMethod(
         15,
         'cuda-unlearnable',
         'CUDA: Convolution-based Unlearnable Datasets',
@@ -138,15 +99,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'training on CUDA data gives low clean test accuracy while clean training does not',
         'unlearning-backdoor',
     ),
-    MethodInfo(
-        16,
-        'reste',
-        'Estimator Meets Equilibrium Perspective: A Rectified Straight Through Estimator for Binary Neural Networks Training',
-        'binary conv/linear layers with ReSTE (power-function estimator), STE baseline; the two indicators',
-        'ReSTE ≥ STE accuracy on a binary ResNet; indicators reported',
-        'compression',
-    ),
-    MethodInfo(
+    PlannedMethod(
         17,
         'snn-dynamic-confidence',
         'Unleashing the Potential of Spiking Neural Networks by Dynamic Confidence',
@@ -154,7 +107,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'average time steps drop ≥ 30% at ≤ 1 point accuracy loss (paper: 40% speed-up)',
         'training',
     ),
-    MethodInfo(
+    PlannedMethod(
         18,
         'trojdiff',
         'TrojDiff: Trojan Attacks on Diffusion Models with Diverse Targets',
@@ -162,7 +115,7 @@ METHODS: tuple[MethodInfo, ...] = (
         "triggered noise yields the target ≥ 90% of the time; benign samples don't",
         'generative',
     ),
-    MethodInfo(
+    PlannedMethod(
         19,
         'man-local-learning',
         'Momentum Auxiliary Network for Supervised Local Learning',
@@ -170,15 +123,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'lower peak training memory than end-to-end; accuracy ≥ plain local learning',
         'local-learning',
     ),
-    MethodInfo(
-        20,
-        'pubdef',
-        'PubDef: Defending Against Transfer Attacks From Public Models',
-        'PubDef training against transfer attacks from a set of public source models',
-        "transfer-attack accuracy above undefended and PGD-AT; clean accuracy drop smaller than AT's",
-        'adversarial',
-    ),
-    MethodInfo(
+    PlannedMethod(
         21,
         'hard-sample-batches',
         'Can we learn better with hard samples?',
@@ -186,7 +131,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'steps to a target validation accuracy vs standard training (paper: 26.47% fewer epochs)',
         'training',
     ),
-    MethodInfo(
+    PlannedMethod(
         22,
         'dass',
         'DASS: Differentiable Architecture Search for Sparse neural networks',
@@ -194,7 +139,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'at high sparsity the searched architecture beats a pruned dense baseline',
         'architecture-search',
     ),
-    MethodInfo(
+    PlannedMethod(
         23,
         'ebyd',
         'Expose Before You Defend: Unifying and Enhancing Backdoor Defenses via Exposed Models',
@@ -202,7 +147,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'after removal the attack success rate drops far (< 20%) with small clean-accuracy loss',
         'unlearning-backdoor',
     ),
-    MethodInfo(
+    PlannedMethod(
         24,
         'cdrl',
         'Learning Energy-Based Models by Cooperative Diffusion Recovery Likelihood',
@@ -210,7 +155,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'trains and samples; recovery likelihood improves; samples saved',
         'generative',
     ),
-    MethodInfo(
+    PlannedMethod(
         25,
         'ddo',
         'Direct Discriminative Optimization: Your Likelihood-Based Visual Generative Model is Secretly a GAN Discriminator',
@@ -218,7 +163,7 @@ METHODS: tuple[MethodInfo, ...] = (
         "a quality proxy (FID with the package's feature network) improves over the reference (paper: FID 1.79 → 1.30)",
         'generative',
     ),
-    MethodInfo(
+    PlannedMethod(
         26,
         'eas-net-transformation',
         'Efficient Architecture Search by Network Transformation',
@@ -226,31 +171,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'transformed nets give the same outputs (max abs diff ≤ 1e-5); a tiny search runs and improves on its start',
         'architecture-search',
     ),
-    MethodInfo(
-        27,
-        'qfx',
-        'Trainable Fixed-Point Quantization for Deep Learning Acceleration on FPGAs',
-        'trainable fixed-point quantization with learned binary point; multiplier-free option',
-        'at 4–8 bits QFX ≥ post-training quantization accuracy',
-        'compression',
-    ),
-    MethodInfo(
-        28,
-        'global-magnitude-pruning',
-        'Is Complexity Required for Neural Network Pruning? A Case Study on Global Magnitude Pruning',
-        'global MP, per-layer minimum, gradual schedule (FLOPs variant too)',
-        'at 90% and 98% sparsity global MP ≥ uniform layer-wise MP; the minimum avoids layer collapse; masks equal torch.nn.utils.prune.global_unstructured',
-        'compression',
-    ),
-    MethodInfo(
-        29,
-        'dual-randomized-smoothing',
-        'Mitigating the Curse of Dimensionality for Certified Robustness via Dual Randomized Smoothing',
-        'Randomized Smoothing and DRS certification (Clopper-Pearson bound, two down-sampled sub-images)',
-        'certified accuracy curves for RS and DRS; DRS ≥ RS at some radius',
-        'adversarial',
-    ),
-    MethodInfo(
+    PlannedMethod(
         30,
         'fedossl',
         'Towards Unbiased Training in Federated Open-world Semi-supervised Learning',
@@ -258,7 +179,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'novel-class accuracy above a FedAvg baseline',
         'training',
     ),
-    MethodInfo(
+    PlannedMethod(
         31,
         'transformer-local-learning',
         'Local Learning on Transformers via Feature Reconstruction',
@@ -266,7 +187,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'lower peak memory than end-to-end with 2 and 4 modules; accuracy reported',
         'local-learning',
     ),
-    MethodInfo(
+    PlannedMethod(
         32,
         'fyi-dataset-distillation',
         'FYI: Flip Your Images for Dataset Distillation',
@@ -274,7 +195,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'FYI + base method ≥ base method at the same images per class',
         'data-centric',
     ),
-    MethodInfo(
+    PlannedMethod(
         33,
         'tesla',
         'Scaling Up Dataset Distillation to ImageNet-1K with Constant Memory',
@@ -282,7 +203,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'memory flat in unrolled steps while naive MTT grows; gradients equal naive backprop',
         'data-centric',
     ),
-    MethodInfo(
+    PlannedMethod(
         34,
         'dcc',
         'Dataset Condensation with Contrastive Signals',
@@ -290,7 +211,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'DCC ≥ DC at the same images per class',
         'data-centric',
     ),
-    MethodInfo(
+    PlannedMethod(
         35,
         'deit-lt',
         'DeiT-LT Distillation Strikes Back for Vision Transformer Training on Long-Tailed Datasets',
@@ -298,7 +219,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'tail-class accuracy above the same ViT without distillation',
         'training',
     ),
-    MethodInfo(
+    PlannedMethod(
         36,
         'dice-sgd',
         'Differentially Private SGD Without Clipping Bias: An Error-Feedback Approach',
@@ -306,7 +227,7 @@ METHODS: tuple[MethodInfo, ...] = (
         "at the same ε the EF variant's accuracy ≥ DP-SGD-GC; ε matches a reference accountant",
         'training',
     ),
-    MethodInfo(
+    PlannedMethod(
         37,
         'worst-case-forget-set',
         'Challenging Forgets: Unveiling the Worst-Case Forget Sets in Machine Unlearning',
@@ -314,15 +235,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'unlearning the searched set leaves it less erased than a random set of the same size',
         'unlearning-backdoor',
     ),
-    MethodInfo(
-        38,
-        'ddpm-ddim-cfg',
-        'Enhancing Diffusion Models for High-Quality Image Generation',
-        'DDPM/DDIM pipelines, class-conditional UNet with classifier-free guidance, latent variant with a VAE, noise schedules',
-        'DDIM is faster at comparable quality proxy; CFG raises class agreement of samples',
-        'generative',
-    ),
-    MethodInfo(
+    PlannedMethod(
         39,
         'mlc-clustering',
         'Unsupervised Manifold Linearizing and Clustering',
@@ -330,7 +243,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'clustering accuracy above k-means on the same features',
         'training',
     ),
-    MethodInfo(
+    PlannedMethod(
         40,
         'eeea-net',
         'EEEA-Net: An Early Exit Evolutionary Neural Architecture Search',
@@ -338,23 +251,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'every initial model respects the parameter threshold; search runs faster than without EE-PI',
         'architecture-search',
     ),
-    MethodInfo(
-        41,
-        'activating-while-pruning',
-        'AP: Selective Activation for De-sparsifying Pruned Neural Networks',
-        'AP on top of magnitude pruning; dynamic dead-neuron rate',
-        'pruning + AP ≥ pruning alone at high sparsity',
-        'compression',
-    ),
-    MethodInfo(
-        42,
-        'alias-free-diffusion',
-        'Advancing Diffusion Models: Alias-Free Resampling and Enhanced Rotational Equivariance',
-        'alias-free up/down-sampling layers for the diffusion UNet; rotation-controlled sampling',
-        'lower rotational equivariance error than the standard UNet',
-        'generative',
-    ),
-    MethodInfo(
+    PlannedMethod(
         43,
         'umd',
         'UMD: Unsupervised Model Detection for X2X Backdoor Attacks',
@@ -362,7 +259,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'flags backdoored models and not clean ones on a small set of trained models',
         'unlearning-backdoor',
     ),
-    MethodInfo(
+    PlannedMethod(
         44,
         'crrelu',
         'A Method on Searching Better Activation Functions',
@@ -370,7 +267,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'CRReLU vs GELU/ReLU on a small ViT, reported',
         'training',
     ),
-    MethodInfo(
+    PlannedMethod(
         45,
         'multiview-hashing',
         'Deep Multi-View Enhancement Hashing for Image Retrieval',
@@ -378,7 +275,7 @@ METHODS: tuple[MethodInfo, ...] = (
         'multi-view mAP above single-view',
         'training',
     ),
-    MethodInfo(
+    PlannedMethod(
         46,
         'auglocal',
         'Scaling Supervised Local Learning with Augmented Auxiliary Networks',
@@ -387,21 +284,3 @@ METHODS: tuple[MethodInfo, ...] = (
         'local-learning',
     ),
 )
-
-METHODS_BY_SLUG: dict[str, MethodInfo] = {method.slug: method for method in METHODS}
-
-# Claim checks of hfcifar's own foundation (the default model and recipe), not one of the 46 papers: number 0,
-# family "foundation". They live in hfcifar/methods/<slug_with_underscores>/ like a method and run with
-# `hfcifar reproduce <slug>`; `hfcifar methods` lists them apart, so "N of 46" counts papers only.
-FOUNDATION: tuple[MethodInfo, ...] = (
-    MethodInfo(
-        0,
-        'fastnet-quick-recipe',
-        '94% on CIFAR-10 in 3.29 Seconds on a Single GPU',
-        'FastNet (the airbench-style default model of `hfcifar train`) and its quick recipe',
-        'the default FastNet with the quick recipe reaches ≥ 60% accuracy on held-out CIFAR-10 images within 10 minutes of 2-core CPU',
-        'foundation',
-    ),
-)
-
-FOUNDATION_BY_SLUG: dict[str, MethodInfo] = {check.slug: check for check in FOUNDATION}

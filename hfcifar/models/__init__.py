@@ -16,6 +16,8 @@ from typing import Callable
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, PreTrainedConfig, PreTrainedModel
 
+from ..registry import Registry
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -31,37 +33,39 @@ class Architecture:
         return self.cite(config)
 
 
-def _discover() -> dict[str, Architecture]:
-    found = {}
+#: Architecture folders by name (`resnet`, `fastnet`, …) and named model presets (`resnet18`, `fastnet`, …) → their
+#: architecture and config arguments. The folders are discovered, never listed by hand.
+ARCHITECTURES: Registry[Architecture] = Registry("architecture")
+PRESETS: Registry[tuple[Architecture, dict]] = Registry("model", hint="`hfcifar.list_models()` lists them.")
+
+
+def _discover() -> None:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if not info.ispkg:
             continue
         module: ModuleType = importlib.import_module(f"{__name__}.{info.name}")
         if hasattr(module, "CONFIG_CLASS"):
             cite = getattr(module, "citation", None) or (lambda config, text=module.CITATION: text)
-            found[info.name] = Architecture(
+            arch = Architecture(
                 info.name, module.CONFIG_CLASS, module.BACKBONE_CLASS, module.MODEL_CLASS, dict(module.PRESETS), cite
             )
-    return found
+            ARCHITECTURES.register(info.name, arch)
+            for preset, kwargs in arch.presets.items():
+                PRESETS.register(preset, (arch, kwargs))
 
 
-ARCHITECTURES: dict[str, Architecture] = _discover()
-PRESETS: dict[str, tuple[Architecture, dict]] = {
-    preset: (arch, kwargs) for arch in ARCHITECTURES.values() for preset, kwargs in arch.presets.items()
-}
+_discover()
 DEFAULT_MODEL = "fastnet"
 
 
 def list_models() -> list[str]:
     """The named model presets, e.g. `resnet18`, `fastnet`."""
-    return sorted(PRESETS)
+    return PRESETS.names()
 
 
 def create_config(name: str, **overrides) -> PreTrainedConfig:
     """The config of a named preset, with `overrides` applied (e.g. `create_config("resnet18", num_labels=100)`)."""
-    if name not in PRESETS:
-        raise ValueError(f"Unknown model {name!r}. Available models: {', '.join(list_models())}.")
-    arch, kwargs = PRESETS[name]
+    arch, kwargs = PRESETS.get(name)  # unknown: "Unknown model 'x'; available: …"
     return arch.config_class(**{**kwargs, **overrides})
 
 

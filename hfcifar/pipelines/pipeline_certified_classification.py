@@ -13,7 +13,7 @@ probability at least 1 − α over the noise). Use a model trained with Gaussian
 
 This module imports only torch, transformers, numpy and scipy, so it travels to the Hub beside the weights
 (`python push_to_hub.py DIR --repo-id … --pipeline certified-classification`). The smoothing code below is repeated
-from `hfcifar.methods.dual_randomized_smoothing.smoothing` under `# Copied from` markers (checked by
+from `hfcifar.certification` under `# Copied from` markers (checked by
 `python -m hfcifar.utils.check_copies`). DRS needs two base classifiers and is not served here; certify it with
 `hfcifar eval --metric certified_accuracy --option method=drs`.
 """
@@ -32,11 +32,11 @@ TASK = "certified-classification"
 PT_MODEL = AutoModelForImageClassification
 TYPE = "image"
 
-# Copied from hfcifar.methods.dual_randomized_smoothing.smoothing.ABSTAIN
+# Copied from hfcifar.certification.bounds.ABSTAIN
 ABSTAIN = -1
 
 
-# Copied from hfcifar.methods.dual_randomized_smoothing.smoothing.clopper_pearson_lower_bound
+# Copied from hfcifar.certification.bounds.clopper_pearson_lower_bound
 def clopper_pearson_lower_bound(successes: int, trials: int, alpha: float) -> float:
     """One-sided (1 − α) Clopper–Pearson lower confidence bound on a binomial proportion.
 
@@ -64,7 +64,7 @@ def clopper_pearson_lower_bound(successes: int, trials: int, alpha: float) -> fl
     return float(beta.ppf(alpha, int(successes), int(trials - successes + 1)))
 
 
-# Copied from hfcifar.methods.dual_randomized_smoothing.smoothing.certified_radius
+# Copied from hfcifar.certification.bounds.certified_radius
 def certified_radius(p_a_lower: float, sigma: float) -> float:
     """Cohen et al. (2019), Theorem 1: the ℓ2 radius R = σ Φ⁻¹(p_A) certified by a lower bound p_A > 1/2.
 
@@ -77,7 +77,7 @@ def certified_radius(p_a_lower: float, sigma: float) -> float:
     return float(sigma * norm.ppf(p_a_lower))
 
 
-# Copied from hfcifar.methods.dual_randomized_smoothing.smoothing.predict_from_counts
+# Copied from hfcifar.certification.bounds.predict_from_counts
 def predict_from_counts(counts: np.ndarray, alpha: float) -> int:
     """The end of PREDICT (Cohen et al., Algorithm 1): the top class, or `ABSTAIN` when a two-sided binomial test of
     its count against the runner-up's (Hung & Fithian, 2019) has p-value above α."""
@@ -90,7 +90,7 @@ def predict_from_counts(counts: np.ndarray, alpha: float) -> int:
     return int(top_two[0])
 
 
-# Copied from hfcifar.methods.dual_randomized_smoothing.smoothing.SmoothedClassifier
+# Copied from hfcifar.certification.smoothing.SmoothedClassifier
 class SmoothedClassifier:
     """The smoothed classifier g(x) = argmax_c P(f(x + ε) = c), ε ~ N(0, σ² I) of Randomized Smoothing.
 

@@ -14,39 +14,24 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..registry import Registry
 from .masks import global_magnitude_masks, uniform_magnitude_masks
 
 MaskFunction = Callable[..., dict[str, torch.Tensor]]
-PRUNING_METHODS: dict[str, MaskFunction] = {}
+
+#: Pruning criteria by name. A method folder adds its own lazily (RD: `provides=(("pruning method", "rd",
+#: "…rd:rd_masks"),)`), so `--pruning-method rd` works without importing the method and this package never names it.
+PRUNING_METHODS: Registry[MaskFunction] = Registry("pruning method")
 
 
 def register_pruning_method(name: str):
     """Decorator: register `fn(model, sparsity, **options) -> {layer name: mask}` as the pruning method `name`."""
-
-    def decorate(fn: MaskFunction) -> MaskFunction:
-        if name in PRUNING_METHODS:
-            raise ValueError(f"A pruning method named {name!r} is already registered.")
-        PRUNING_METHODS[name] = fn
-        return fn
-
-    return decorate
-
-
-#: Methods whose mask function lives in a method folder: imported on first use, so `--prune rd` works without an
-#: explicit `import hfcifar.methods.rd_layer_adaptive_pruning` (and `import hfcifar.pruning` stays light).
-REGISTERING_MODULES = {"rd": "hfcifar.methods.rd_layer_adaptive_pruning"}
+    return PRUNING_METHODS.register(name)
 
 
 def get_pruning_method(name: str) -> MaskFunction:
-    """The mask function registered as `name` (importing the method folder that registers it if needed)."""
-    if name not in PRUNING_METHODS and name in REGISTERING_MODULES:
-        import importlib
-
-        importlib.import_module(REGISTERING_MODULES[name])
-    if name not in PRUNING_METHODS:
-        known = sorted(set(PRUNING_METHODS) | set(REGISTERING_MODULES))
-        raise ValueError(f"Unknown pruning method {name!r}; registered: {', '.join(known)}.")
-    return PRUNING_METHODS[name]
+    """The mask function registered as `name` (imported on first use when a method provides it lazily)."""
+    return PRUNING_METHODS.get(name)
 
 
 def compute_masks(method: str, model: nn.Module, sparsity: float, **options) -> dict[str, torch.Tensor]:

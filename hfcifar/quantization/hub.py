@@ -210,3 +210,14 @@ __all__ = [
     "register_with_transformers",
     "save_fixed_point",
 ]
+
+
+def card_note(config) -> str | None:
+    """The model card's note for a QFX model (registered as a card note by the `qfx` method)."""
+    quantization = getattr(config, "quantization_config", None) or {}
+    quantization = quantization if isinstance(quantization, dict) else quantization.to_dict()
+    if quantization.get("quant_method") != "qfx":
+        return None
+    return ("QFX fixed-point model: `from_pretrained` rebuilds the fixed-point emulation only after "
+            "`pip install hfcifar` and `import hfcifar` (which registers the `qfx` quantizer); the integer "
+            "weights and binary points for deployment are in `fixed_point.safetensors` / `fixed_point.json`.")

@@ -21,7 +21,7 @@ from .claims import (FAIL, INCONCLUSIVE, KINDS, NON_INFERIORITY, PASS, SCALES, S
                      Claim, Hypothesis, Measurement, Result, Scale)
 from .context import GUARD_FACTOR, ClaimContext, TrainRun
 from .report import CLAIM_PLOT, REPORT_JSON, REPORT_MD, REPORT_SCHEMA, render_markdown
-from .runner import (ClaimCheckError, check_claim_module, claim_check_slugs, load_claim_module, plan_text,
+from .runner import (CLAIM_CHECKS, ClaimCheckError, check_claim_module, claim_check_slugs, load_claim_module, plan_text,
                      run_claim_check)
 from .statistics import (agresti_coull_variance, bootstrap_standard_error, paired_comparison, paired_difference,
                          paired_standard_error, per_example_estimate, pool_seeds, proportion)
@@ -29,6 +29,7 @@ from .summary import summary_table, update_readme
 from .verdicts import combine, critical_value, decide, decide_hypothesis
 
 __all__ = [
+    "CLAIM_CHECKS",
     "CLAIM_PLOT", "FAIL", "GUARD_FACTOR", "INCONCLUSIVE", "KINDS", "NON_INFERIORITY", "PASS", "REPORT_JSON",
     "REPORT_MD", "REPORT_SCHEMA", "SCALES", "SMOKE", "SUPERIORITY", "THRESHOLD", "VERDICTS", "Claim",
     "ClaimCheckError", "ClaimContext", "Hypothesis", "Measurement", "Result", "Scale", "TrainRun",

@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from ..data import resolve_source
+from ..registry import Registry
 from .claims import SCALES, Claim, Result
 from .context import GUARD_FACTOR, ClaimContext
 from .report import REPORT_FILES, write_report
@@ -26,29 +27,23 @@ class ClaimCheckError(RuntimeError):
     """A claim check could not run: its code raised, or it returned something that is not a `Result`."""
 
 
-def claim_check_slugs() -> list[str]:
-    """Slugs with a claim check: the 46 papers first (METHODS.md order), then the foundation checks."""
-    from ..methods import list_methods
+#: slug → the method that has a claim check: an object with `number` (its METHOD.md row; 0 for a foundation check),
+#: `title` and `package` (the check is `<package>.claim`). Method discovery fills it (`hfcifar.methods.discover`).
+CLAIM_CHECKS: Registry = Registry("claim check", hint="Run `hfcifar reproduce --list` for the slugs that have one.")
 
-    return [s.info.slug for s in list_methods(include_foundation=True) if s.has_claim_check]
+
+def claim_check_slugs() -> list[str]:
+    """Slugs with a claim check: the papers first (METHODS.md order), then the foundation checks (number 0)."""
+    entries = [(slug, CLAIM_CHECKS.get(slug)) for slug in CLAIM_CHECKS.names()]
+    return [slug for slug, entry in sorted(entries, key=lambda item: (item[1].number == 0, item[1].number, item[0]))]
 
 
 def load_claim_module(slug: str) -> ModuleType:
-    """Import `hfcifar.methods.<slug>.claim` and check it declares `CLAIM` (a `Claim`) and `run(ctx)`."""
-    from ..methods import load_method_module, method_status
+    """Import the claim check `slug` (`<package>.claim`) and check it declares `CLAIM` (a `Claim`) and `run(ctx)`."""
+    import importlib
 
-    try:
-        status = method_status(slug)
-    except ValueError:
-        raise ValueError(
-            f"No claim check named {slug!r}. Run `hfcifar reproduce --list` for the slugs that have one."
-        ) from None
-    if not status.has_claim_check:
-        state = "is not implemented yet" if not status.implemented else "has no claim check yet"
-        raise ValueError(
-            f"Method {slug!r} ({status.info.title}) {state}. Run `hfcifar reproduce --list` for the slugs that have one."
-        )
-    module = load_method_module(slug, "claim")
+    entry = CLAIM_CHECKS.get(slug)  # unknown slug: "Unknown claim check …; available: …"
+    module = importlib.import_module(f"{entry.package}.claim")
     check_claim_module(module, slug)
     return module
 

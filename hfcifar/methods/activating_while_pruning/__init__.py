@@ -8,31 +8,29 @@ method of `hfcifar.pruning` and AP, which removes the surviving negative weights
 Global MP with and without AP at high sparsity.
 """
 
-from .ap import (
-    DEFAULT_AP_FRACTION,
-    APStep,
-    activating_while_pruning_masks,
-    ap_step,
-    check_ap_fraction,
-    snapshot_weights,
-    weight_changes,
-)
-from .dnr import ACTIVATION_TYPES, DeadNeuronRate, DynamicDNRCallback, dead_neuron_rate, relu_modules
-from .trainer import APTrainer, APTrainingArguments
+from hfcifar.methods.base import Method, lazy_exports
 
-__all__ = [
-    "ACTIVATION_TYPES",
-    "APStep",
-    "APTrainer",
-    "APTrainingArguments",
-    "DEFAULT_AP_FRACTION",
-    "DeadNeuronRate",
-    "DynamicDNRCallback",
-    "activating_while_pruning_masks",
-    "ap_step",
-    "check_ap_fraction",
-    "dead_neuron_rate",
-    "relu_modules",
-    "snapshot_weights",
-    "weight_changes",
-]
+METHOD = Method(
+    number=41,
+    slug='activating-while-pruning',
+    title='AP: Selective Activation for De-sparsifying Pruned Neural Networks',
+    ship='AP on top of magnitude pruning; dynamic dead-neuron rate',
+    claim='pruning + AP ≥ pruning alone at high sparsity',
+    family='compression',
+    citation="""@article{liu2023ap,
+  title   = {{AP}: Selective Activation for De-sparsifying Pruned Networks},
+  author  = {Liu, Shiyu and Ghosh, Rohan and Tan, Dylan and Motani, Mehul},
+  journal = {Transactions on Machine Learning Research},
+  year    = {2023},
+  url     = {https://arxiv.org/abs/2212.06145}
+}""",
+)
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        '.ap': ['DEFAULT_AP_FRACTION', 'APStep', 'activating_while_pruning_masks', 'ap_step', 'check_ap_fraction', 'snapshot_weights', 'weight_changes'],
+        '.dnr': ['ACTIVATION_TYPES', 'DeadNeuronRate', 'DynamicDNRCallback', 'dead_neuron_rate', 'relu_modules'],
+        '.trainer': ['APTrainer', 'APTrainingArguments'],
+    },
+)

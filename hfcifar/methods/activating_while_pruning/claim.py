@@ -31,6 +31,7 @@ import copy
 import numpy as np
 
 from hfcifar.reproduce import SUPERIORITY, Claim, ClaimContext, Hypothesis, Result, Scale, paired_difference
+from . import METHOD
 
 CLAIM = Claim(
     paper="AP: Selective Activation for De-sparsifying Pruned Neural Networks",
@@ -62,13 +63,7 @@ CLAIM = Claim(
     },
     min_seeds=3,
     minimums={"eval_images": 400, "cycles": 10},
-    citation="""@article{liu2023ap,
-  title   = {{AP}: Selective Activation for De-sparsifying Pruned Networks},
-  author  = {Liu, Shiyu and Ghosh, Rohan and Tan, Dylan and Motani, Mehul},
-  journal = {Transactions on Machine Learning Research},
-  year    = {2023},
-  url     = {https://arxiv.org/abs/2212.06145}
-}""",
+    citation=METHOD.citation,
 )
 
 PRUNE_PER_CYCLE = 0.2  # the paper's iterative rate: 20% of the surviving weights per cycle

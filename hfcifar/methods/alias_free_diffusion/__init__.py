@@ -18,37 +18,34 @@ What lives where:
   equivariance error than the standard UNet's.
 """
 
-from .equivariance import (
-    EquivarianceResult,
-    RotationControl,
-    circular_mask,
-    disc_lowpass,
-    rotate,
-    rotational_equivariance_error,
-)
-from .modeling_alias_free_unet import RESAMPLING_TYPES, AliasFreeUNet2DModel
-from .resampling import (
-    DEFAULT_FILTER,
-    AliasFreeDownsample2D,
-    AliasFreeUpsample2D,
-    count_resamplers,
-    kaiser_lowpass_filter,
-    swap_resampling,
+from hfcifar.methods.base import Method, lazy_exports
+
+METHOD = Method(
+    number=42,
+    slug='alias-free-diffusion',
+    title='Advancing Diffusion Models: Alias-Free Resampling and Enhanced Rotational Equivariance',
+    ship='alias-free up/down-sampling layers for the diffusion UNet; rotation-controlled sampling',
+    claim='lower rotational equivariance error than the standard UNet',
+    family='generative',
+    citation="""@misc{anjum2024advancing,
+  title={Advancing Diffusion Models: Alias-Free Resampling and Enhanced Rotational Equivariance},
+  author={Anjum, Md Fahim},
+  year={2024},
+  eprint={2411.09174},
+  archivePrefix={arXiv},
+  primaryClass={cs.CV}
+}""",
+    provides=(
+        ('diffusion component', 'AliasFreeUNet2DModel', 'hfcifar.methods.alias_free_diffusion.modeling_alias_free_unet:AliasFreeUNet2DModel'),
+        ('public name', 'AliasFreeUNet2DModel', 'hfcifar.methods.alias_free_diffusion.modeling_alias_free_unet:AliasFreeUNet2DModel'),
+    ),
 )
 
-__all__ = [
-    "DEFAULT_FILTER",
-    "RESAMPLING_TYPES",
-    "AliasFreeDownsample2D",
-    "AliasFreeUNet2DModel",
-    "AliasFreeUpsample2D",
-    "EquivarianceResult",
-    "RotationControl",
-    "circular_mask",
-    "count_resamplers",
-    "disc_lowpass",
-    "kaiser_lowpass_filter",
-    "rotate",
-    "rotational_equivariance_error",
-    "swap_resampling",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        '.equivariance': ['EquivarianceResult', 'RotationControl', 'circular_mask', 'disc_lowpass', 'rotate', 'rotational_equivariance_error'],
+        '.modeling_alias_free_unet': ['RESAMPLING_TYPES', 'AliasFreeUNet2DModel'],
+        '.resampling': ['DEFAULT_FILTER', 'AliasFreeDownsample2D', 'AliasFreeUpsample2D', 'count_resamplers', 'kaiser_lowpass_filter', 'swap_resampling'],
+    },
+)

@@ -28,6 +28,7 @@ import torch
 
 from hfcifar.reproduce import (SUPERIORITY, Claim, ClaimContext, Hypothesis, Result, Scale, paired_comparison,
                                paired_difference)
+from . import METHOD
 
 BATCH_SIZE = 64
 

@@ -47,6 +47,7 @@ import torch
 
 from hfcifar.reproduce import (NON_INFERIORITY, SUPERIORITY, THRESHOLD, Claim, ClaimContext, Hypothesis, Result, Scale,
                                bootstrap_standard_error, paired_difference, per_example_estimate, pool_seeds)
+from . import METHOD
 
 MIN_SPEEDUP = 5.0
 FID_MARGIN = 0.10
@@ -105,13 +106,7 @@ CLAIM = Claim(
     },
     min_seeds=3,
     minimums={"ddpm_steps": DDPM_STEPS, "fid_samples": FEATURE_DIM + 1, "fid_samples_over_feature_dim": 1},
-    citation="""@article{shah2024enhancing,
-  title   = {Enhancing Diffusion Models for High-Quality Image Generation},
-  author  = {Shah, Jaineet and Gromis, Michael and Pinto, Rickston},
-  journal = {arXiv preprint arXiv:2412.14422},
-  year    = {2024},
-  url     = {https://arxiv.org/abs/2412.14422}
-}""",
+    citation=METHOD.citation,
 )
 
 #: The diffusion UNet's target, chosen by measurement before v1 (README, "Choosing the UNet"): in CPU minutes an

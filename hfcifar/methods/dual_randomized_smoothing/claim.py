@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from hfcifar.reproduce import SUPERIORITY, Claim, ClaimContext, Hypothesis, Result, Scale, paired_difference, per_example_estimate
+from . import METHOD
 
 SIGMA = 0.25
 ALPHA = 0.001
@@ -73,20 +74,7 @@ CLAIM = Claim(
     # 50 images × 3 seeds is the least that gives each margin a standard error of ~0.05; n ≥ 1000 keeps r = 0.5 at
     # least 0.1 inside what RS can certify (n = 500: cap 0.551).
     minimums={"certified_images": 50, "n": 1000},
-    citation="""@inproceedings{xia2024mitigating,
-  title     = {Mitigating the Curse of Dimensionality for Certified Robustness via Dual Randomized Smoothing},
-  author    = {Xia, Song and Yu, Yi and Jiang, Xudong and Ding, Henghui},
-  booktitle = {The Twelfth International Conference on Learning Representations},
-  year      = {2024},
-  url       = {https://openreview.net/forum?id=C1sQBG6Sqp}
-}
-@inproceedings{cohen2019certified,
-  title     = {Certified Adversarial Robustness via Randomized Smoothing},
-  author    = {Cohen, Jeremy and Rosenfeld, Elan and Kolter, J. Zico},
-  booktitle = {International Conference on Machine Learning},
-  year      = {2019},
-  url       = {https://arxiv.org/abs/1902.02918}
-}""",
+    citation=METHOD.citation,
 )
 
 
@@ -99,7 +87,7 @@ def run(ctx: ClaimContext) -> Result:
     from hfcifar.models import create_model
     from hfcifar.training import get_recipe
 
-    from .smoothing import DualSmoothedClassifier, SmoothedClassifier, certify_dataset, draw_certified_accuracy
+    from hfcifar.certification import DualSmoothedClassifier, SmoothedClassifier, certify_dataset, draw_certified_accuracy
     from .trainer import GaussianNoiseTrainer, GaussianNoiseTrainingArguments
 
     work = ctx.work

@@ -20,7 +20,7 @@ from ...training.args import CifarTrainingArguments
 from ...training.recipes import get_recipe
 from ...training.run import SUMMARY_FILE
 from ...training.trainer import CifarTrainer
-from .smoothing import SUB_IMAGES, noisy_base_input
+from hfcifar.certification import SUB_IMAGES, noisy_base_input
 
 
 @dataclass

@@ -9,6 +9,7 @@ held-out accuracy > 60%, over 3 training seeds, on images no run trained on.
 from __future__ import annotations
 
 from hfcifar.reproduce import THRESHOLD, Claim, ClaimContext, Hypothesis, Result, Scale, per_example_estimate
+from . import METHOD
 
 CLAIM = Claim(
     paper="94% on CIFAR-10 in 3.29 Seconds on a Single GPU",
@@ -30,13 +31,7 @@ CLAIM = Claim(
     },
     min_seeds=3,
     minimums={"eval_images": 400},
-    citation="""@article{jordan2024airbench,
-  title   = {94% on {CIFAR-10} in 3.29 Seconds on a Single {GPU}},
-  author  = {Jordan, Keller},
-  journal = {arXiv preprint arXiv:2404.00498},
-  year    = {2024},
-  url     = {https://arxiv.org/abs/2404.00498}
-}""",
+    citation=METHOD.citation,
 )
 
 MODEL = "fastnet"

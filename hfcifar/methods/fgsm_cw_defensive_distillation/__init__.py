@@ -8,24 +8,36 @@ defensive distillation (Papernot et al., 2016): distillation thwarts FGSM but no
 (`hfcifar.create_model`); this folder adds the `DefensiveDistillationTrainer` and the claim check (`claim.py`).
 """
 
-from .distillation import (
-    PRESETS,
-    STAGES,
-    DefensiveDistillationTrainer,
-    DefensiveDistillationTrainingArguments,
-    distillation_arguments,
-    soft_cross_entropy,
-    soft_labels,
-    train_defensive_distillation,
+from hfcifar.methods.base import Method, lazy_exports
+
+METHOD = Method(
+    number=1,
+    slug='fgsm-cw-defensive-distillation',
+    title='Evaluating Adversarial Robustness: A Comparison Of FGSM, Carlini-Wagner Attacks, And The Role of Distillation as Defense Mechanism',
+    ship='FGSM and CW-L2 attacks; DefensiveDistillationTrainer (temperature T, teacher→student); ResNeXt50_32x4d, DenseNet-201, VGG-19, ResNet-101 models',
+    claim='distillation thwarts FGSM, not CW → FGSM success rate on the distilled student far below the undistilled model; CW-L2 success stays high',
+    family='adversarial',
+    citation="""@inproceedings{papernot2016distillation,
+  title     = {Distillation as a Defense to Adversarial Perturbations against Deep Neural Networks},
+  author    = {Papernot, Nicolas and McDaniel, Patrick and Wu, Xi and Jha, Somesh and Swami, Ananthram},
+  booktitle = {2016 IEEE Symposium on Security and Privacy (SP)},
+  pages     = {582--597},
+  year      = {2016},
+  url       = {https://arxiv.org/abs/1511.04508}
+}
+@inproceedings{carlini2017towards,
+  title     = {Towards Evaluating the Robustness of Neural Networks},
+  author    = {Carlini, Nicholas and Wagner, David},
+  booktitle = {2017 IEEE Symposium on Security and Privacy (SP)},
+  pages     = {39--57},
+  year      = {2017},
+  url       = {https://arxiv.org/abs/1608.04644}
+}""",
 )
 
-__all__ = [
-    "PRESETS",
-    "STAGES",
-    "DefensiveDistillationTrainer",
-    "DefensiveDistillationTrainingArguments",
-    "distillation_arguments",
-    "soft_cross_entropy",
-    "soft_labels",
-    "train_defensive_distillation",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        '.distillation': ['PRESETS', 'STAGES', 'DefensiveDistillationTrainer', 'DefensiveDistillationTrainingArguments', 'distillation_arguments', 'soft_cross_entropy', 'soft_labels', 'train_defensive_distillation'],
+    },
+)

@@ -29,6 +29,7 @@ import numpy as np
 
 from hfcifar.reproduce import SUPERIORITY, THRESHOLD, Claim, ClaimContext, Hypothesis, Result, Scale, pool_seeds, proportion
 from hfcifar.reproduce.statistics import paired_comparison
+from . import METHOD
 
 TEMPERATURE = 100.0
 FGSM_EPS = 8 / 255
@@ -79,22 +80,7 @@ CLAIM = Claim(
     # the drop the report describes. CW: with ≥ 100 images per seed (300 over 3 seeds), a success rate of 97% or more
     # has an interval clear of 90%.
     minimums={"fgsm_images": 150, "cw_images": 100},
-    citation="""@inproceedings{papernot2016distillation,
-  title     = {Distillation as a Defense to Adversarial Perturbations against Deep Neural Networks},
-  author    = {Papernot, Nicolas and McDaniel, Patrick and Wu, Xi and Jha, Somesh and Swami, Ananthram},
-  booktitle = {2016 IEEE Symposium on Security and Privacy (SP)},
-  pages     = {582--597},
-  year      = {2016},
-  url       = {https://arxiv.org/abs/1511.04508}
-}
-@inproceedings{carlini2017towards,
-  title     = {Towards Evaluating the Robustness of Neural Networks},
-  author    = {Carlini, Nicholas and Wagner, David},
-  booktitle = {2017 IEEE Symposium on Security and Privacy (SP)},
-  pages     = {39--57},
-  year      = {2017},
-  url       = {https://arxiv.org/abs/1608.04644}
-}""",
+    citation=METHOD.citation,
 )
 
 

@@ -3,47 +3,39 @@
 Hoang, Hanif & Shafique, "FT-ClipAct: Resilience Analysis of Deep Neural Networks and Improving their Fault Tolerance
 using Clipped Activation" (DATE 2020, https://arxiv.org/abs/1912.00941). The fault model (random bit flips in the
 weight memory at a fault rate) and the evaluation over seeded fault draws are the family's shared piece,
-`hfcifar.faults`; this folder holds what the paper adds: `ClippedReLU` and `clip_activations` (`clipping.py`, the
-clipped activation that zeroes values above the layer's threshold), `select_clipping_thresholds` (`selection.py`,
-profiling + per-layer interval search maximizing the area under the accuracy-vs-fault-rate curve), and `claim.py`.
+`hfcifar.faults`; so is the clipped activation itself (`ClippedReLU`, `clip_activations`: values above the
+layer's threshold become zero; `hfcifar.faults.clipping`). This folder holds what the paper adds:
+`select_clipping_thresholds` (`selection.py`, profiling + per-layer interval search maximizing the area under the
+accuracy-vs-fault-rate curve), and `claim.py`.
 """
 
-from .clipping import (
-    CLIPPABLE_ACTIVATIONS,
-    CONFIG_KEY,
-    ClippedReLU,
-    activation_layers,
-    check_threshold,
-    clip_activations,
-    clipping_thresholds,
-    load_clipped_model,
-    profile_activations,
-)
-from .selection import (
-    DEFAULT_SELECTION_RATES,
-    CandidateResult,
-    ThresholdSelectionOutput,
-    interval_candidates,
-    next_interval,
-    plot_thresholds,
-    select_clipping_thresholds,
+from hfcifar.methods.base import Method, lazy_exports
+
+METHOD = Method(
+    number=5,
+    slug='ft-clipact',
+    title='FT-ClipAct: Resilience Analysis of Deep Neural Networks and Improving their Fault Tolerance using Clipped Activation',
+    ship='weight fault injection (random bit flips at a rate) + clipped activations with calibrated per-layer thresholds',
+    claim='clipped model keeps more accuracy than the unclipped one at fault rates 1e-5…1e-3 (paper: +68.92% for VGG-16 at 1e-5)',
+    family='compression',
+    citation=r"""@inproceedings{hoang2020ftclipact,
+  title     = {{FT-ClipAct}: Resilience Analysis of Deep Neural Networks and Improving their Fault Tolerance using
+               Clipped Activation},
+  author    = {Hoang, Le-Ha and Hanif, Muhammad Abdullah and Shafique, Muhammad},
+  booktitle = {Design, Automation \& Test in Europe Conference \& Exhibition (DATE)},
+  pages     = {1241--1246},
+  year      = {2020},
+  url       = {https://arxiv.org/abs/1912.00941}
+}""",
+    provides=(
+        ('card note', 'clipped-activations', 'hfcifar.faults.clipping:card_note'),
+    ),
 )
 
-__all__ = [
-    "CLIPPABLE_ACTIVATIONS",
-    "CONFIG_KEY",
-    "CandidateResult",
-    "ClippedReLU",
-    "DEFAULT_SELECTION_RATES",
-    "ThresholdSelectionOutput",
-    "activation_layers",
-    "check_threshold",
-    "clip_activations",
-    "clipping_thresholds",
-    "interval_candidates",
-    "load_clipped_model",
-    "next_interval",
-    "plot_thresholds",
-    "profile_activations",
-    "select_clipping_thresholds",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        'hfcifar.faults.clipping': ['CLIPPABLE_ACTIVATIONS', 'CONFIG_KEY', 'ClippedReLU', 'activation_layers', 'check_threshold', 'clip_activations', 'clipping_thresholds', 'load_clipped_model', 'profile_activations'],
+        '.selection': ['DEFAULT_SELECTION_RATES', 'CandidateResult', 'ThresholdSelectionOutput', 'interval_candidates', 'next_interval', 'plot_thresholds', 'select_clipping_thresholds'],
+    },
+)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from hfcifar.reproduce import SUPERIORITY, Claim, ClaimContext, Hypothesis, Result, Scale, per_example_estimate
+from . import METHOD
 
 FAULT_RATES = (1e-5, 1e-4, 1e-3)
 PAPER_GAIN_AT_1E_5 = 0.6892
@@ -81,15 +82,7 @@ CLAIM = Claim(
     },
     min_seeds=3,
     minimums={"eval_images": 400, "eval_draws": 10},
-    citation="""@inproceedings{hoang2020ftclipact,
-  title     = {{FT-ClipAct}: Resilience Analysis of Deep Neural Networks and Improving their Fault Tolerance using
-               Clipped Activation},
-  author    = {Hoang, Le-Ha and Hanif, Muhammad Abdullah and Shafique, Muhammad},
-  booktitle = {Design, Automation \\& Test in Europe Conference \\& Exhibition (DATE)},
-  pages     = {1241--1246},
-  year      = {2020},
-  url       = {https://arxiv.org/abs/1912.00941}
-}""",
+    citation=METHOD.citation,
 )
 
 MODEL_OVERRIDES = {"hidden_act": "relu"}  # FT-ClipAct clips ReLUs; the default FastNet uses GELU
@@ -130,7 +123,7 @@ def run(ctx: ClaimContext) -> Result:
     from hfcifar.models import create_model
     from hfcifar.training import get_recipe
 
-    from .clipping import clip_activations
+    from hfcifar.faults.clipping import clip_activations
     from .selection import select_clipping_thresholds
 
     work = ctx.work

@@ -27,7 +27,7 @@ from torch import nn
 
 from hfcifar.faults import check_fault_rate, check_representation, fault_accuracy_curve, resilience_auc
 
-from .clipping import ClippedReLU, _set_module, activation_layers, clip_activations, profile_activations
+from hfcifar.faults.clipping import ClippedReLU, _set_module, activation_layers, clip_activations, profile_activations
 
 #: Fault rates whose accuracy curve the search maximizes the area under (the decades the claim is about).
 DEFAULT_SELECTION_RATES = (1e-5, 1e-4, 1e-3)

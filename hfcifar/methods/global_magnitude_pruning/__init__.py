@@ -11,25 +11,29 @@ pruning method of `PruningTrainer`, and the one-shot / gradual (Zhu & Gupta cubi
 paper's measurements of a mask set (`layer_collapse.py`) and the claim check (`claim.py`).
 """
 
-from hfcifar.pruning import (
-    PruningTrainer,
-    PruningTrainingArguments,
-    global_magnitude_masks,
-    gradual_schedule,
-    one_shot_schedule,
-    uniform_magnitude_masks,
+from hfcifar.methods.base import Method, lazy_exports
+
+METHOD = Method(
+    number=28,
+    slug='global-magnitude-pruning',
+    title='Is Complexity Required for Neural Network Pruning? A Case Study on Global Magnitude Pruning',
+    ship='global MP, per-layer minimum, gradual schedule (FLOPs variant too)',
+    claim='at 90% and 98% sparsity global MP ≥ uniform layer-wise MP; the minimum avoids layer collapse; masks equal torch.nn.utils.prune.global_unstructured',
+    family='compression',
+    citation="""@article{gupta2022globalmp,
+  title   = {Is Complexity Required for Neural Network Pruning? A Case Study on Global Magnitude Pruning},
+  author  = {Gupta, Manas and Camci, Efe and Keneta, Vishandi Rudy and Vaidyanathan, Abhishek and Kanodia, Ritwik
+             and Foo, Chuan-Sheng and Wu, Min and Lin, Jie},
+  journal = {arXiv preprint arXiv:2209.14624},
+  year    = {2022},
+  url     = {https://arxiv.org/abs/2209.14624}
+}""",
 )
 
-from .layer_collapse import collapsed_layers, flops_sparsity, layer_sparsities
-
-__all__ = [
-    "PruningTrainer",
-    "PruningTrainingArguments",
-    "collapsed_layers",
-    "flops_sparsity",
-    "global_magnitude_masks",
-    "gradual_schedule",
-    "layer_sparsities",
-    "one_shot_schedule",
-    "uniform_magnitude_masks",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        'hfcifar.pruning': ['PruningTrainer', 'PruningTrainingArguments', 'global_magnitude_masks', 'gradual_schedule', 'one_shot_schedule', 'uniform_magnitude_masks'],
+        '.layer_collapse': ['collapsed_layers', 'flops_sparsity', 'layer_sparsities'],
+    },
+)

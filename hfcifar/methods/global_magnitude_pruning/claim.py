@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from hfcifar.reproduce import SUPERIORITY, Claim, ClaimContext, Hypothesis, Result, Scale, paired_difference
+from . import METHOD
 
 CLAIM = Claim(
     paper="Is Complexity Required for Neural Network Pruning? A Case Study on Global Magnitude Pruning",
@@ -81,14 +82,7 @@ CLAIM = Claim(
     },
     min_seeds=3,
     minimums={"eval_images": 400},
-    citation="""@article{gupta2022globalmp,
-  title   = {Is Complexity Required for Neural Network Pruning? A Case Study on Global Magnitude Pruning},
-  author  = {Gupta, Manas and Camci, Efe and Keneta, Vishandi Rudy and Vaidyanathan, Abhishek and Kanodia, Ritwik
-             and Foo, Chuan-Sheng and Wu, Min and Lin, Jie},
-  journal = {arXiv preprint arXiv:2209.14624},
-  year    = {2022},
-  url     = {https://arxiv.org/abs/2209.14624}
-}""",
+    citation=METHOD.citation,
 )
 
 SPARSITIES = (0.90, 0.98)

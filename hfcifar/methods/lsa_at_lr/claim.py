@@ -31,6 +31,7 @@ import copy
 import numpy as np
 
 from hfcifar.reproduce import SUPERIORITY, Claim, ClaimContext, Hypothesis, Result, Scale, paired_difference, per_example_estimate
+from . import METHOD
 
 TRAIN_EPS = 8 / 255
 EVAL_EPS = (8 / 255, 12 / 255, 16 / 255)
@@ -78,13 +79,7 @@ CLAIM = Claim(
     },
     min_seeds=3,
     minimums={"eval_images": 400},
-    citation="""@article{khalooei2022lsa,
-  title   = {Layer-wise Regularized Adversarial Training using Layers Sustainability Analysis {(LSA)} framework},
-  author  = {Khalooei, Mohammad and Homayounpour, Mohammad Mehdi and Amirmazlaghani, Maryam},
-  journal = {arXiv preprint arXiv:2202.02626},
-  year    = {2022},
-  url     = {https://arxiv.org/abs/2202.02626}
-}""",
+    citation=METHOD.citation,
 )
 
 

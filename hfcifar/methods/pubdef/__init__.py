@@ -11,27 +11,28 @@ chosen and weighted from a game-theoretic view of the attacker's (source model, 
 - claim.py: `hfcifar reproduce pubdef`.
 """
 
-from .trainer import PAIR_SELECTIONS, PubDefTrainer, PubDefTrainingArguments, pubdef_loss
-from .transfer import (
-    TransferPair,
-    craft_transfer_examples,
-    create_transfer_attack,
-    evaluate_transfer_attacks,
-    load_source_models,
-    transfer_accuracy,
-    transfer_pairs,
+from hfcifar.methods.base import Method, lazy_exports
+
+METHOD = Method(
+    number=20,
+    slug='pubdef',
+    title='PubDef: Defending Against Transfer Attacks From Public Models',
+    ship='PubDef training against transfer attacks from a set of public source models',
+    claim="transfer-attack accuracy above undefended and PGD-AT; clean accuracy drop smaller than AT's",
+    family='adversarial',
+    citation="""@inproceedings{sitawarin2024pubdef,
+  title     = {{PubDef}: Defending Against Transfer Attacks From Public Models},
+  author    = {Sitawarin, Chawin and Chang, Jaewon and Huang, David and Altoyan, Wesson and Wagner, David},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2024},
+  url       = {https://arxiv.org/abs/2310.17645}
+}""",
 )
 
-__all__ = [
-    "PAIR_SELECTIONS",
-    "PubDefTrainer",
-    "PubDefTrainingArguments",
-    "TransferPair",
-    "craft_transfer_examples",
-    "create_transfer_attack",
-    "evaluate_transfer_attacks",
-    "load_source_models",
-    "pubdef_loss",
-    "transfer_accuracy",
-    "transfer_pairs",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        '.trainer': ['PAIR_SELECTIONS', 'PubDefTrainer', 'PubDefTrainingArguments', 'pubdef_loss'],
+        '.transfer': ['TransferPair', 'craft_transfer_examples', 'create_transfer_attack', 'evaluate_transfer_attacks', 'load_source_models', 'transfer_accuracy', 'transfer_pairs'],
+    },
+)

@@ -37,6 +37,7 @@ import numpy as np
 
 from hfcifar.reproduce import (NON_INFERIORITY, SUPERIORITY, Claim, ClaimContext, Hypothesis, Result, Scale,
                                bootstrap_standard_error, paired_difference, per_example_estimate, pool_seeds)
+from . import METHOD
 
 EPS = 8 / 255
 TRAIN_ATTACK_STEPS = 3
@@ -103,13 +104,7 @@ CLAIM = Claim(
     },
     min_seeds=3,
     minimums={"eval_images": 400},
-    citation="""@inproceedings{sitawarin2024pubdef,
-  title     = {{PubDef}: Defending Against Transfer Attacks From Public Models},
-  author    = {Sitawarin, Chawin and Chang, Jaewon and Huang, David and Altoyan, Wesson and Wagner, David},
-  booktitle = {International Conference on Learning Representations (ICLR)},
-  year      = {2024},
-  url       = {https://arxiv.org/abs/2310.17645}
-}""",
+    citation=METHOD.citation,
 )
 
 
@@ -131,7 +126,7 @@ def worst_case_margin(correct_a: np.ndarray, correct_b: np.ndarray, repeats: int
 
 
 def run(ctx: ClaimContext) -> Result:
-    import hfcifar
+    from hfcifar.models import create_model
     from hfcifar.attacks import predict
     from hfcifar.data import to_float_images
     from hfcifar.training import AdversarialTrainer, AdversarialTrainingArguments, get_recipe
@@ -150,7 +145,7 @@ def run(ctx: ClaimContext) -> Result:
     # 1. The public sources, once.
     sources = {}
     for name, spec in SETTINGS["sources"].items():
-        model = _seeded(spec["seed"], lambda: hfcifar.create_model(spec["preset"], **spec["config"]))
+        model = _seeded(spec["seed"], lambda: create_model(spec["preset"], **spec["config"]))
         sources[name] = ctx.train(model, recipe, name=f"sources/{name}", epochs=work["source_epochs"],
                                   max_steps=max_steps, seed=spec["seed"], train_dataset=train).model.eval()
     public = {name: sources[name] for name, spec in SETTINGS["sources"].items() if spec["pubdef_trains_on"]}
@@ -177,7 +172,7 @@ def run(ctx: ClaimContext) -> Result:
     clean = {t: [] for t in TARGETS}
     transfer = {t: [] for t in TARGETS}  # per seed: [pairs, images]
     for seed in ctx.each_seed():
-        initial = hfcifar.create_model(work["target"])
+        initial = create_model(work["target"])
         runs = []
         for target in TARGETS:
             classes, extra = settings[target]

@@ -38,6 +38,7 @@ import torch
 
 from hfcifar.reproduce import SUPERIORITY, Claim, ClaimContext, Hypothesis, Result, Scale, paired_difference
 from hfcifar.reproduce import per_example_estimate
+from . import METHOD
 
 BITS = 4
 
@@ -76,13 +77,7 @@ CLAIM = Claim(
     },
     min_seeds=3,
     minimums={"eval_images": 400},
-    citation="""@article{dai2024qfx,
-  title   = {Trainable Fixed-Point Quantization for Deep Learning Acceleration on {FPGAs}},
-  author  = {Dai, Dingyi and Zhang, Yichi and Zhang, Jiahao and Hu, Zhanqiu and Cai, Yaohui and Sun, Qi and Zhang, Zhiru},
-  journal = {arXiv preprint arXiv:2401.17544},
-  year    = {2024},
-  url     = {https://arxiv.org/abs/2401.17544}
-}""",
+    citation=METHOD.citation,
 )
 
 MODEL = "resnet20"

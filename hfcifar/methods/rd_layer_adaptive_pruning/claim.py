@@ -38,6 +38,7 @@ import torch
 
 from hfcifar.reproduce import (SUPERIORITY, THRESHOLD, Claim, ClaimContext, Hypothesis, Result, Scale,
                                bootstrap_standard_error, paired_difference, pool_seeds)
+from . import METHOD
 
 ADDITIVITY_BOUND = 0.9
 
@@ -84,14 +85,7 @@ CLAIM = Claim(
     },
     min_seeds=3,
     minimums={"eval_images": 400, "additivity_samples": 30, "calibration_images": 64},
-    citation="""@inproceedings{xu2023rdpruning,
-  title     = {Efficient Joint Optimization of Layer-Adaptive Weight Pruning in Deep Neural Networks},
-  author    = {Xu, Kaixin and Wang, Zhe and Geng, Xue and Lin, Jie and Wu, Min and Li, Xiaoli and Lin, Weisi},
-  booktitle = {Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
-  pages     = {17447--17457},
-  year      = {2023},
-  url       = {https://arxiv.org/abs/2308.10438}
-}""",
+    citation=METHOD.citation,
 )
 
 SPARSITIES = (0.90, 0.97)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hfcifar.pruning import check_sparsity, effective_weight, layer_magnitude_masks, prunable_layers, register_pruning_method
+from hfcifar.pruning import check_sparsity, effective_weight, layer_magnitude_masks, prunable_layers
 
 
 # ----------------------------------------------------------------------------------------------- distortion
@@ -390,7 +390,6 @@ def allocate_sparsities(curves: DistortionCurves, sparsity: float) -> RDAllocati
     )
 
 
-@register_pruning_method("rd")
 def rd_masks(
     model: nn.Module,
     sparsity: float,

@@ -9,38 +9,30 @@ gradient stability (`indicators.py`), wired into `CifarTrainer` by `ReSTETrainer
 compares ReSTE with STE on the same binary ResNet-20.
 """
 
-from hfcifar.models.binary_resnet import (
-    BinaryConv2d,
-    BinaryLinear,
-    RectifiedStraightThroughSign,
-    StraightThroughSign,
-    binary_sign,
-    reste_gradient,
-    reste_power_schedule,
+from hfcifar.methods.base import Method, lazy_exports
+
+METHOD = Method(
+    number=16,
+    slug='reste',
+    title='Estimator Meets Equilibrium Perspective: A Rectified Straight Through Estimator for Binary Neural Networks Training',
+    ship='binary conv/linear layers with ReSTE (power-function estimator), STE baseline; the two indicators',
+    claim='ReSTE ≥ STE accuracy on a binary ResNet; indicators reported',
+    family='compression',
+    citation="""@inproceedings{wu2023estimator,
+  title     = {Estimator Meets Equilibrium Perspective: A Rectified Straight Through Estimator for Binary Neural
+               Networks Training},
+  author    = {Wu, Xiao-Ming and Zheng, Dian and Liu, Zuhao and Zheng, Wei-Shi},
+  booktitle = {IEEE/CVF International Conference on Computer Vision (ICCV)},
+  pages     = {17055--17064},
+  year      = {2023}
+}""",
 )
 
-from .indicators import (
-    EquilibriumIndicatorsCallback,
-    PowerScheduleCallback,
-    estimating_error,
-    gradient_stability,
-    training_progress,
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        'hfcifar.models.binary_resnet': ['BinaryConv2d', 'BinaryLinear', 'RectifiedStraightThroughSign', 'StraightThroughSign', 'binary_sign', 'reste_gradient', 'reste_power_schedule'],
+        '.indicators': ['EquilibriumIndicatorsCallback', 'PowerScheduleCallback', 'estimating_error', 'gradient_stability', 'training_progress'],
+        '.trainer': ['ReSTETrainer', 'ReSTETrainingArguments'],
+    },
 )
-from .trainer import ReSTETrainer, ReSTETrainingArguments
-
-__all__ = [
-    "BinaryConv2d",
-    "BinaryLinear",
-    "EquilibriumIndicatorsCallback",
-    "PowerScheduleCallback",
-    "ReSTETrainer",
-    "ReSTETrainingArguments",
-    "RectifiedStraightThroughSign",
-    "StraightThroughSign",
-    "binary_sign",
-    "estimating_error",
-    "gradient_stability",
-    "reste_gradient",
-    "reste_power_schedule",
-    "training_progress",
-]

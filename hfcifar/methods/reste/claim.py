@@ -28,6 +28,7 @@ import torch
 
 from hfcifar.reproduce import SUPERIORITY, Claim, ClaimContext, Hypothesis, Result, Scale, paired_difference
 from hfcifar.reproduce import per_example_estimate
+from . import METHOD
 
 CLAIM = Claim(
     paper=(
@@ -59,14 +60,7 @@ CLAIM = Claim(
     },
     min_seeds=3,
     minimums={"eval_images": 400},
-    citation="""@inproceedings{wu2023estimator,
-  title     = {Estimator Meets Equilibrium Perspective: A Rectified Straight Through Estimator for Binary Neural
-               Networks Training},
-  author    = {Wu, Xiao-Ming and Zheng, Dian and Liu, Zuhao and Zheng, Wei-Shi},
-  booktitle = {IEEE/CVF International Conference on Computer Vision (ICCV)},
-  pages     = {17055--17064},
-  year      = {2023}
-}""",
+    citation=METHOD.citation,
 )
 
 MODEL = "binary-resnet20"

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from hfcifar.reproduce import SUPERIORITY, Claim, ClaimContext, Hypothesis, Result, Scale, per_example_estimate
+from . import METHOD
 
 CLAIM_NFES = (5, 10)  # where S³ searches and the claim is judged (the paper's CIFAR-10 headline NFEs)
 
@@ -81,13 +82,7 @@ CLAIM = Claim(
     },
     min_seeds=3,
     minimums={"held_out_noises": 100},
-    citation="""@inproceedings{liu2024unified,
-  title     = {A Unified Sampling Framework for Solver Searching of Diffusion Probabilistic Models},
-  author    = {Liu, Enshu and Ning, Xuefei and Yang, Huazhong and Wang, Yu},
-  booktitle = {International Conference on Learning Representations (ICLR)},
-  year      = {2024},
-  url       = {https://arxiv.org/abs/2312.07243}
-}""",
+    citation=METHOD.citation,
 )
 
 NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear"}

@@ -131,6 +131,15 @@ def load_clipped_model(path: str | os.PathLike, **kwargs) -> nn.Module:
     return clip_activations(model, thresholds, inplace=True)
 
 
+def card_note(config) -> str | None:
+    """The model card's note for a model saved with clipped activations (registered by the `ft-clipact` method)."""
+    if not getattr(config, CONFIG_KEY, None):
+        return None
+    return (f"Clipped activations (FT-ClipAct): the thresholds are in `config.{CONFIG_KEY}`; "
+            "`hfcifar.faults.load_clipped_model` (and `hfcifar eval`) apply them, plain "
+            "`from_pretrained` gives the unclipped network.")
+
+
 def profile_activations(
     model: nn.Module,
     images: torch.Tensor,
