@@ -261,19 +261,19 @@ def run_push(args: argparse.Namespace) -> int:
 
 
 def run_methods(args: argparse.Namespace) -> int:
-    from .methods import FOUNDATION, list_methods, method_status
+    from .methods import list_methods
 
     statuses = list_methods()
     for status in statuses:
         print(f"{status.info.number:2d}  {status.info.slug:34s} {status.summary:34s} {status.info.title[:70]}")
     done = sum(s.implemented for s in statuses)
     print(f"\n{done} of {len(statuses)} methods implemented; {sum(s.has_claim_check for s in statuses)} with a claim check.")
-    if FOUNDATION:
-        print("\nfoundation checks (hfcifar's own defaults, not among the 46 papers):")
-        for info in FOUNDATION:
-            status = method_status(info.slug)
+    foundation = [s for s in list_methods(include_foundation=True) if s.info.number == 0]
+    if foundation:
+        print("\nfoundation checks (hfcifar's own defaults, not papers of METHODS.md):")
+        for status in foundation:
             state = "claim check available" if status.has_claim_check else "no claim check yet"
-            print(f"    {info.slug:34s} {state:34s} {info.title[:70]}")
+            print(f"    {status.info.slug:34s} {state:34s} {status.info.title[:70]}")
     return 0
 
 
