@@ -1,8 +1,8 @@
 """The plan: the rows of METHODS.md that have no method folder yet.
 
 A row here is a promise, not a method: `hfcifar methods` lists it as "not implemented yet". When a method is built,
-its folder's `__init__.py` declares the same facts as `METHOD = Method(...)` and the row is deleted from here (a
-folder always wins over a row with its slug; tests/test_methods.py fails when the two disagree on the number).
+its folder's `__init__.py` declares the same facts as `METHOD = Method(...)`; the folder then shadows its row (delete
+the row when convenient — tests/test_methods.py fails only when the two disagree on the number).
 """
 
 from dataclasses import dataclass
