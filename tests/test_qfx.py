@@ -404,3 +404,18 @@ def test_claim_labels_every_quantized_tensor_and_builds_its_recipes():
     qfx = claim.recipe(claim.QFX_RECIPE)
     assert (qfx["learning_rate"], qfx["warmup_steps"], qfx["tta"], qfx["optim"]) == (0.005, 0, False, "sgd")
     assert claim.recipe(claim.FLOAT_RECIPE)["learning_rate"] == 0.05 and claim.QFX_RECIPE["recipe"] == "quick"
+
+
+def test_quantization_modules_import_one_way():
+    """Each module of hfcifar/quantization imports only the modules before it in this order (no cycles)."""
+    import ast
+    from pathlib import Path
+
+    order = ["arithmetic", "modules", "config", "calibrate", "convert", "export", "training", "hub"]
+    package = Path(hfcifar.__file__).parent / "quantization"
+    assert sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__") == sorted(order)
+    for position, name in enumerate(order):
+        tree = ast.parse((package / f"{name}.py").read_text())
+        imported = {(node.module or "").split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.level == 1}
+        assert imported <= set(order[:position]), f"{name}.py imports {sorted(imported - set(order[:position]))}"

@@ -2,7 +2,7 @@
 points in their own optimizer group.
 
 QFX trains a fixed-point model end to end: rounding passes gradients straight through and every binary point is an
-ordinary `nn.Parameter` (`fixed_point.py`), so the standard optimizer step of `Trainer` updates weights and binary
+ordinary `nn.Parameter` (`modules.py`), so the standard optimizer step of `Trainer` updates weights and binary
 points together. What must differ from float training is the optimizer's parameter groups:
 
 - no weight decay on binary points (decaying one towards 0 pulls its tensor's format towards `ap_fixed<W, 0>` for no
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..training.args import CifarTrainingArguments
 from ..training.trainer import CifarTrainer
-from .fixed_point import binary_point_parameters, is_fixed_point_quantized
+from .modules import binary_point_parameters, is_fixed_point_quantized
 
 
 @dataclass

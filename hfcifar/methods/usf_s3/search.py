@@ -31,13 +31,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .scheduling_usf import (
-    DERIVATIVES,
-    PREDICTIONS,
-    TIMESTEP_RULES,
-    USFScheduler,
-    exponential_integrator_weights,
-)
+from .scheduling_usf import USFScheduler, exponential_integrator_weights
+from .solver_schedule import DERIVATIVES, PREDICTIONS, TIMESTEP_RULES
 
 # ----------------------------------------------------------------------------------------------- sampling
 
