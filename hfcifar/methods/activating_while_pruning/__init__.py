@@ -12,11 +12,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=41,
-    slug='activating-while-pruning',
-    title='AP: Selective Activation for De-sparsifying Pruned Neural Networks',
-    ship='AP on top of magnitude pruning; dynamic dead-neuron rate',
-    claim='pruning + AP ≥ pruning alone at high sparsity',
-    family='compression',
+    slug="activating-while-pruning",
+    title="AP: Selective Activation for De-sparsifying Pruned Neural Networks",
+    ship="AP on top of magnitude pruning; dynamic dead-neuron rate",
+    claim="pruning + AP ≥ pruning alone at high sparsity",
+    family="compression",
     citation="""@article{liu2023ap,
   title   = {{AP}: Selective Activation for De-sparsifying Pruned Networks},
   author  = {Liu, Shiyu and Ghosh, Rohan and Tan, Dylan and Motani, Mehul},
@@ -29,8 +29,16 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        '.ap': ['DEFAULT_AP_FRACTION', 'APStep', 'activating_while_pruning_masks', 'ap_step', 'check_ap_fraction', 'snapshot_weights', 'weight_changes'],
-        '.dnr': ['ACTIVATION_TYPES', 'DeadNeuronRate', 'DynamicDNRCallback', 'dead_neuron_rate', 'relu_modules'],
-        '.trainer': ['APTrainer', 'APTrainingArguments'],
+        ".ap": [
+            "DEFAULT_AP_FRACTION",
+            "APStep",
+            "activating_while_pruning_masks",
+            "ap_step",
+            "check_ap_fraction",
+            "snapshot_weights",
+            "weight_changes",
+        ],
+        ".dnr": ["ACTIVATION_TYPES", "DeadNeuronRate", "DynamicDNRCallback", "dead_neuron_rate", "relu_modules"],
+        ".trainer": ["APTrainer", "APTrainingArguments"],
     },
 )

@@ -22,11 +22,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=42,
-    slug='alias-free-diffusion',
-    title='Advancing Diffusion Models: Alias-Free Resampling and Enhanced Rotational Equivariance',
-    ship='alias-free up/down-sampling layers for the diffusion UNet; rotation-controlled sampling',
-    claim='lower rotational equivariance error than the standard UNet',
-    family='generative',
+    slug="alias-free-diffusion",
+    title="Advancing Diffusion Models: Alias-Free Resampling and Enhanced Rotational Equivariance",
+    ship="alias-free up/down-sampling layers for the diffusion UNet; rotation-controlled sampling",
+    claim="lower rotational equivariance error than the standard UNet",
+    family="generative",
     citation="""@misc{anjum2024advancing,
   title={Advancing Diffusion Models: Alias-Free Resampling and Enhanced Rotational Equivariance},
   author={Anjum, Md Fahim},
@@ -36,16 +36,38 @@ METHOD = Method(
   primaryClass={cs.CV}
 }""",
     provides=(
-        ('diffusion component', 'AliasFreeUNet2DModel', 'hfcifar.methods.alias_free_diffusion.modeling_alias_free_unet:AliasFreeUNet2DModel'),
-        ('public name', 'AliasFreeUNet2DModel', 'hfcifar.methods.alias_free_diffusion.modeling_alias_free_unet:AliasFreeUNet2DModel'),
+        (
+            "diffusion component",
+            "AliasFreeUNet2DModel",
+            "hfcifar.methods.alias_free_diffusion.modeling_alias_free_unet:AliasFreeUNet2DModel",
+        ),
+        (
+            "public name",
+            "AliasFreeUNet2DModel",
+            "hfcifar.methods.alias_free_diffusion.modeling_alias_free_unet:AliasFreeUNet2DModel",
+        ),
     ),
 )
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        '.equivariance': ['EquivarianceResult', 'RotationControl', 'circular_mask', 'disc_lowpass', 'rotate', 'rotational_equivariance_error'],
-        '.modeling_alias_free_unet': ['RESAMPLING_TYPES', 'AliasFreeUNet2DModel'],
-        '.resampling': ['DEFAULT_FILTER', 'AliasFreeDownsample2D', 'AliasFreeUpsample2D', 'count_resamplers', 'kaiser_lowpass_filter', 'swap_resampling'],
+        ".equivariance": [
+            "EquivarianceResult",
+            "RotationControl",
+            "circular_mask",
+            "disc_lowpass",
+            "rotate",
+            "rotational_equivariance_error",
+        ],
+        ".modeling_alias_free_unet": ["RESAMPLING_TYPES", "AliasFreeUNet2DModel"],
+        ".resampling": [
+            "DEFAULT_FILTER",
+            "AliasFreeDownsample2D",
+            "AliasFreeUpsample2D",
+            "count_resamplers",
+            "kaiser_lowpass_filter",
+            "swap_resampling",
+        ],
     },
 )

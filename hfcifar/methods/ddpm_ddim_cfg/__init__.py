@@ -23,11 +23,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=38,
-    slug='ddpm-ddim-cfg',
-    title='Enhancing Diffusion Models for High-Quality Image Generation',
-    ship='DDPM/DDIM pipelines, class-conditional UNet with classifier-free guidance, latent variant with a VAE, noise schedules',
-    claim='DDIM is faster at comparable quality proxy; CFG raises class agreement of samples',
-    family='generative',
+    slug="ddpm-ddim-cfg",
+    title="Enhancing Diffusion Models for High-Quality Image Generation",
+    ship="DDPM/DDIM pipelines, class-conditional UNet with classifier-free guidance, latent variant with a VAE, noise schedules",
+    claim="DDIM is faster at comparable quality proxy; CFG raises class agreement of samples",
+    family="generative",
     citation="""@article{shah2024enhancing,
   title   = {Enhancing Diffusion Models for High-Quality Image Generation},
   author  = {Shah, Jaineet and Gromis, Michael and Pinto, Rickston},
@@ -40,6 +40,18 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        '...diffusion': ['NOISE_SCHEDULES', 'CifarClassConditionalPipeline', 'CifarDDPMPipeline', 'CifarLatentDiffusionPipeline', 'ClassConditionalPipelineOutput', 'DiffusionTrainer', 'DiffusionTrainingArguments', 'create_unet', 'make_noise_scheduler', 'null_class', 'train_diffusion'],
+        "...diffusion": [
+            "NOISE_SCHEDULES",
+            "CifarClassConditionalPipeline",
+            "CifarDDPMPipeline",
+            "CifarLatentDiffusionPipeline",
+            "ClassConditionalPipelineOutput",
+            "DiffusionTrainer",
+            "DiffusionTrainingArguments",
+            "create_unet",
+            "make_noise_scheduler",
+            "null_class",
+            "train_diffusion",
+        ],
     },
 )

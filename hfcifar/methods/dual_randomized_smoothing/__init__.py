@@ -17,11 +17,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=29,
-    slug='dual-randomized-smoothing',
-    title='Mitigating the Curse of Dimensionality for Certified Robustness via Dual Randomized Smoothing',
-    ship='Randomized Smoothing and DRS certification (Clopper-Pearson bound, two down-sampled sub-images)',
-    claim='certified accuracy curves for RS and DRS; DRS ≥ RS at some radius',
-    family='adversarial',
+    slug="dual-randomized-smoothing",
+    title="Mitigating the Curse of Dimensionality for Certified Robustness via Dual Randomized Smoothing",
+    ship="Randomized Smoothing and DRS certification (Clopper-Pearson bound, two down-sampled sub-images)",
+    claim="certified accuracy curves for RS and DRS; DRS ≥ RS at some radius",
+    family="adversarial",
     citation="""@inproceedings{xia2024mitigating,
   title     = {Mitigating the Curse of Dimensionality for Certified Robustness via Dual Randomized Smoothing},
   author    = {Xia, Song and Yu, Yi and Jiang, Xudong and Ding, Henghui},
@@ -41,7 +41,23 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        'hfcifar.certification': ['ABSTAIN', 'SUB_IMAGES', 'CertificationResult', 'DualSmoothedClassifier', 'SmoothedClassifier', 'certified_radius', 'certify_dataset', 'clopper_pearson_lower_bound', 'downsample_sub_images', 'draw_certified_accuracy', 'dual_certified_radius', 'merge_sub_images', 'noisy_base_input', 'plot_certified_accuracy', 'upsample_sub_image'],
-        '.trainer': ['GaussianNoiseTrainer', 'GaussianNoiseTrainingArguments', 'train_base_classifier'],
+        "hfcifar.certification": [
+            "ABSTAIN",
+            "SUB_IMAGES",
+            "CertificationResult",
+            "DualSmoothedClassifier",
+            "SmoothedClassifier",
+            "certified_radius",
+            "certify_dataset",
+            "clopper_pearson_lower_bound",
+            "downsample_sub_images",
+            "draw_certified_accuracy",
+            "dual_certified_radius",
+            "merge_sub_images",
+            "noisy_base_input",
+            "plot_certified_accuracy",
+            "upsample_sub_image",
+        ],
+        ".trainer": ["GaussianNoiseTrainer", "GaussianNoiseTrainingArguments", "train_base_classifier"],
     },
 )

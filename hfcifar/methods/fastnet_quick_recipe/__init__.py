@@ -11,11 +11,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=0,
-    slug='fastnet-quick-recipe',
-    title='94% on CIFAR-10 in 3.29 Seconds on a Single GPU',
-    ship='FastNet (the airbench-style default model of `hfcifar train`) and its quick recipe',
-    claim='the default FastNet with the quick recipe reaches ≥ 60% accuracy on held-out CIFAR-10 images within 10 minutes of 2-core CPU',
-    family='foundation',
+    slug="fastnet-quick-recipe",
+    title="94% on CIFAR-10 in 3.29 Seconds on a Single GPU",
+    ship="FastNet (the airbench-style default model of `hfcifar train`) and its quick recipe",
+    claim="the default FastNet with the quick recipe reaches ≥ 60% accuracy on held-out CIFAR-10 images within 10 minutes of 2-core CPU",
+    family="foundation",
     citation="""@article{jordan2024airbench,
   title   = {94% on {CIFAR-10} in 3.29 Seconds on a Single {GPU}},
   author  = {Jordan, Keller},

@@ -12,11 +12,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=1,
-    slug='fgsm-cw-defensive-distillation',
-    title='Evaluating Adversarial Robustness: A Comparison Of FGSM, Carlini-Wagner Attacks, And The Role of Distillation as Defense Mechanism',
-    ship='FGSM and CW-L2 attacks; DefensiveDistillationTrainer (temperature T, teacher→student); ResNeXt50_32x4d, DenseNet-201, VGG-19, ResNet-101 models',
-    claim='distillation thwarts FGSM, not CW → FGSM success rate on the distilled student far below the undistilled model; CW-L2 success stays high',
-    family='adversarial',
+    slug="fgsm-cw-defensive-distillation",
+    title="Evaluating Adversarial Robustness: A Comparison Of FGSM, Carlini-Wagner Attacks, And The Role of Distillation as Defense Mechanism",
+    ship="FGSM and CW-L2 attacks; DefensiveDistillationTrainer (temperature T, teacher→student); ResNeXt50_32x4d, DenseNet-201, VGG-19, ResNet-101 models",
+    claim="distillation thwarts FGSM, not CW → FGSM success rate on the distilled student far below the undistilled model; CW-L2 success stays high",
+    family="adversarial",
     citation="""@inproceedings{papernot2016distillation,
   title     = {Distillation as a Defense to Adversarial Perturbations against Deep Neural Networks},
   author    = {Papernot, Nicolas and McDaniel, Patrick and Wu, Xi and Jha, Somesh and Swami, Ananthram},
@@ -38,6 +38,15 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        '.distillation': ['PRESETS', 'STAGES', 'DefensiveDistillationTrainer', 'DefensiveDistillationTrainingArguments', 'distillation_arguments', 'soft_cross_entropy', 'soft_labels', 'train_defensive_distillation'],
+        ".distillation": [
+            "PRESETS",
+            "STAGES",
+            "DefensiveDistillationTrainer",
+            "DefensiveDistillationTrainingArguments",
+            "distillation_arguments",
+            "soft_cross_entropy",
+            "soft_labels",
+            "train_defensive_distillation",
+        ],
     },
 )

@@ -13,11 +13,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=5,
-    slug='ft-clipact',
-    title='FT-ClipAct: Resilience Analysis of Deep Neural Networks and Improving their Fault Tolerance using Clipped Activation',
-    ship='weight fault injection (random bit flips at a rate) + clipped activations with calibrated per-layer thresholds',
-    claim='clipped model keeps more accuracy than the unclipped one at fault rates 1e-5…1e-3 (paper: +68.92% for VGG-16 at 1e-5)',
-    family='compression',
+    slug="ft-clipact",
+    title="FT-ClipAct: Resilience Analysis of Deep Neural Networks and Improving their Fault Tolerance using Clipped Activation",
+    ship="weight fault injection (random bit flips at a rate) + clipped activations with calibrated per-layer thresholds",
+    claim="clipped model keeps more accuracy than the unclipped one at fault rates 1e-5…1e-3 (paper: +68.92% for VGG-16 at 1e-5)",
+    family="compression",
     citation=r"""@inproceedings{hoang2020ftclipact,
   title     = {{FT-ClipAct}: Resilience Analysis of Deep Neural Networks and Improving their Fault Tolerance using
                Clipped Activation},
@@ -27,15 +27,31 @@ METHOD = Method(
   year      = {2020},
   url       = {https://arxiv.org/abs/1912.00941}
 }""",
-    provides=(
-        ('card note', 'clipped-activations', 'hfcifar.faults.clipping:card_note'),
-    ),
+    provides=(("card note", "clipped-activations", "hfcifar.faults.clipping:card_note"),),
 )
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        'hfcifar.faults.clipping': ['CLIPPABLE_ACTIVATIONS', 'CONFIG_KEY', 'ClippedReLU', 'activation_layers', 'check_threshold', 'clip_activations', 'clipping_thresholds', 'load_clipped_model', 'profile_activations'],
-        '.selection': ['DEFAULT_SELECTION_RATES', 'CandidateResult', 'ThresholdSelectionOutput', 'interval_candidates', 'next_interval', 'plot_thresholds', 'select_clipping_thresholds'],
+        "hfcifar.faults.clipping": [
+            "CLIPPABLE_ACTIVATIONS",
+            "CONFIG_KEY",
+            "ClippedReLU",
+            "activation_layers",
+            "check_threshold",
+            "clip_activations",
+            "clipping_thresholds",
+            "load_clipped_model",
+            "profile_activations",
+        ],
+        ".selection": [
+            "DEFAULT_SELECTION_RATES",
+            "CandidateResult",
+            "ThresholdSelectionOutput",
+            "interval_candidates",
+            "next_interval",
+            "plot_thresholds",
+            "select_clipping_thresholds",
+        ],
     },
 )

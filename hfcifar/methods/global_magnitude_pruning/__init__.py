@@ -15,11 +15,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=28,
-    slug='global-magnitude-pruning',
-    title='Is Complexity Required for Neural Network Pruning? A Case Study on Global Magnitude Pruning',
-    ship='global MP, per-layer minimum, gradual schedule (FLOPs variant too)',
-    claim='at 90% and 98% sparsity global MP ≥ uniform layer-wise MP; the minimum avoids layer collapse; masks equal torch.nn.utils.prune.global_unstructured',
-    family='compression',
+    slug="global-magnitude-pruning",
+    title="Is Complexity Required for Neural Network Pruning? A Case Study on Global Magnitude Pruning",
+    ship="global MP, per-layer minimum, gradual schedule (FLOPs variant too)",
+    claim="at 90% and 98% sparsity global MP ≥ uniform layer-wise MP; the minimum avoids layer collapse; masks equal torch.nn.utils.prune.global_unstructured",
+    family="compression",
     citation="""@article{gupta2022globalmp,
   title   = {Is Complexity Required for Neural Network Pruning? A Case Study on Global Magnitude Pruning},
   author  = {Gupta, Manas and Camci, Efe and Keneta, Vishandi Rudy and Vaidyanathan, Abhishek and Kanodia, Ritwik
@@ -33,7 +33,14 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        'hfcifar.pruning': ['PruningTrainer', 'PruningTrainingArguments', 'global_magnitude_masks', 'gradual_schedule', 'one_shot_schedule', 'uniform_magnitude_masks'],
-        '.layer_collapse': ['collapsed_layers', 'flops_sparsity', 'layer_sparsities'],
+        "hfcifar.pruning": [
+            "PruningTrainer",
+            "PruningTrainingArguments",
+            "global_magnitude_masks",
+            "gradual_schedule",
+            "one_shot_schedule",
+            "uniform_magnitude_masks",
+        ],
+        ".layer_collapse": ["collapsed_layers", "flops_sparsity", "layer_sparsities"],
     },
 )

@@ -11,11 +11,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=14,
-    slug='lsa-at-lr',
-    title='Layer-wise Regularized Adversarial Training using Layers Sustainability Analysis (LSA) framework',
-    ship='layer sustainability analysis (MVL list) + layer-wise regularized adversarial training',
-    claim='AT-LR robust accuracy ≥ plain AT at larger perturbations (paper: +10.73% on CIFAR-10)',
-    family='adversarial',
+    slug="lsa-at-lr",
+    title="Layer-wise Regularized Adversarial Training using Layers Sustainability Analysis (LSA) framework",
+    ship="layer sustainability analysis (MVL list) + layer-wise regularized adversarial training",
+    claim="AT-LR robust accuracy ≥ plain AT at larger perturbations (paper: +10.73% on CIFAR-10)",
+    family="adversarial",
     citation="""@article{khalooei2022lsa,
   title   = {Layer-wise Regularized Adversarial Training using Layers Sustainability Analysis {(LSA)} framework},
   author  = {Khalooei, Mohammad and Homayounpour, Mohammad Mehdi and Amirmazlaghani, Maryam},
@@ -28,7 +28,18 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        '.at_lr': ['ATLRTrainer', 'ATLRTrainingArguments', 'frozen_batch_norm_statistics'],
-        '.lsa': ['ACTIVATION_TYPES', 'LayerRepresentations', 'LayerSustainabilityOutput', 'draw_layer_sustainability', 'layer_representations', 'layer_sustainability_analysis', 'most_vulnerable_layers', 'plot_layer_sustainability', 'probe_layers', 'relative_error'],
+        ".at_lr": ["ATLRTrainer", "ATLRTrainingArguments", "frozen_batch_norm_statistics"],
+        ".lsa": [
+            "ACTIVATION_TYPES",
+            "LayerRepresentations",
+            "LayerSustainabilityOutput",
+            "draw_layer_sustainability",
+            "layer_representations",
+            "layer_sustainability_analysis",
+            "most_vulnerable_layers",
+            "plot_layer_sustainability",
+            "probe_layers",
+            "relative_error",
+        ],
     },
 )

@@ -15,11 +15,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=20,
-    slug='pubdef',
-    title='PubDef: Defending Against Transfer Attacks From Public Models',
-    ship='PubDef training against transfer attacks from a set of public source models',
+    slug="pubdef",
+    title="PubDef: Defending Against Transfer Attacks From Public Models",
+    ship="PubDef training against transfer attacks from a set of public source models",
     claim="transfer-attack accuracy above undefended and PGD-AT; clean accuracy drop smaller than AT's",
-    family='adversarial',
+    family="adversarial",
     citation="""@inproceedings{sitawarin2024pubdef,
   title     = {{PubDef}: Defending Against Transfer Attacks From Public Models},
   author    = {Sitawarin, Chawin and Chang, Jaewon and Huang, David and Altoyan, Wesson and Wagner, David},
@@ -32,7 +32,15 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        '.trainer': ['PAIR_SELECTIONS', 'PubDefTrainer', 'PubDefTrainingArguments', 'pubdef_loss'],
-        '.transfer': ['TransferPair', 'craft_transfer_examples', 'create_transfer_attack', 'evaluate_transfer_attacks', 'load_source_models', 'transfer_accuracy', 'transfer_pairs'],
+        ".trainer": ["PAIR_SELECTIONS", "PubDefTrainer", "PubDefTrainingArguments", "pubdef_loss"],
+        ".transfer": [
+            "TransferPair",
+            "craft_transfer_examples",
+            "create_transfer_attack",
+            "evaluate_transfer_attacks",
+            "load_source_models",
+            "transfer_accuracy",
+            "transfer_pairs",
+        ],
     },
 )

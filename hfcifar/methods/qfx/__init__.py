@@ -13,11 +13,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=27,
-    slug='qfx',
-    title='Trainable Fixed-Point Quantization for Deep Learning Acceleration on FPGAs',
-    ship='trainable fixed-point quantization with learned binary point; multiplier-free option',
-    claim='at 4–8 bits QFX ≥ post-training quantization accuracy',
-    family='compression',
+    slug="qfx",
+    title="Trainable Fixed-Point Quantization for Deep Learning Acceleration on FPGAs",
+    ship="trainable fixed-point quantization with learned binary point; multiplier-free option",
+    claim="at 4–8 bits QFX ≥ post-training quantization accuracy",
+    family="compression",
     citation="""@article{dai2024qfx,
   title   = {Trainable Fixed-Point Quantization for Deep Learning Acceleration on {FPGAs}},
   author  = {Dai, Dingyi and Zhang, Yichi and Zhang, Jiahao and Hu, Zhanqiu and Cai, Yaohui and Sun, Qi and Zhang, Zhiru},
@@ -25,14 +25,27 @@ METHOD = Method(
   year    = {2024},
   url     = {https://arxiv.org/abs/2401.17544}
 }""",
-    provides=(
-        ('card note', 'qfx', 'hfcifar.quantization.hub:card_note'),
-    ),
+    provides=(("card note", "qfx", "hfcifar.quantization.hub:card_note"),),
 )
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        '...quantization': ['FixedPointBatchNorm2d', 'FixedPointExport', 'FixedPointFormat', 'FixedPointQuantizer', 'QFXConfig', 'QFXTrainer', 'export_fixed_point', 'fixed_point_quantize', 'load_fixed_point', 'post_training_quantization', 'quantize_model', 'save_fixed_point', 'set_binary_points_trainable', 'verify_export'],
+        "...quantization": [
+            "FixedPointBatchNorm2d",
+            "FixedPointExport",
+            "FixedPointFormat",
+            "FixedPointQuantizer",
+            "QFXConfig",
+            "QFXTrainer",
+            "export_fixed_point",
+            "fixed_point_quantize",
+            "load_fixed_point",
+            "post_training_quantization",
+            "quantize_model",
+            "save_fixed_point",
+            "set_binary_points_trainable",
+            "verify_export",
+        ],
     },
 )

@@ -13,11 +13,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=9,
-    slug='rd-layer-adaptive-pruning',
-    title='Efficient Joint Optimization of Layer-Adaptive Weight Pruning in Deep Neural Networks',
-    ship='per-layer output-distortion curves, additivity, dynamic-programming allocation to a target sparsity',
-    claim='at equal sparsity it keeps accuracy ≥ global and uniform magnitude pruning; distortion additivity holds (correlation reported)',
-    family='compression',
+    slug="rd-layer-adaptive-pruning",
+    title="Efficient Joint Optimization of Layer-Adaptive Weight Pruning in Deep Neural Networks",
+    ship="per-layer output-distortion curves, additivity, dynamic-programming allocation to a target sparsity",
+    claim="at equal sparsity it keeps accuracy ≥ global and uniform magnitude pruning; distortion additivity holds (correlation reported)",
+    family="compression",
     citation="""@inproceedings{xu2023rdpruning,
   title     = {Efficient Joint Optimization of Layer-Adaptive Weight Pruning in Deep Neural Networks},
   author    = {Xu, Kaixin and Wang, Zhe and Geng, Xue and Lin, Jie and Wu, Min and Li, Xiaoli and Lin, Weisi},
@@ -26,14 +26,28 @@ METHOD = Method(
   year      = {2023},
   url       = {https://arxiv.org/abs/2308.10438}
 }""",
-    provides=(
-        ('pruning method', 'rd', 'hfcifar.methods.rd_layer_adaptive_pruning.rd:rd_masks'),
-    ),
+    provides=(("pruning method", "rd", "hfcifar.methods.rd_layer_adaptive_pruning.rd:rd_masks"),),
 )
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        '.rd': ['AdditivityCheck', 'DistortionCurves', 'RDAllocation', 'additivity_check', 'allocate_sparsities', 'distortion_curves', 'dynamic_programming', 'network_outputs', 'output_distortion', 'plot_additivity', 'plot_distortion_curves', 'pruned', 'random_allocations', 'rd_masks', 'sparsity_grid'],
+        ".rd": [
+            "AdditivityCheck",
+            "DistortionCurves",
+            "RDAllocation",
+            "additivity_check",
+            "allocate_sparsities",
+            "distortion_curves",
+            "dynamic_programming",
+            "network_outputs",
+            "output_distortion",
+            "plot_additivity",
+            "plot_distortion_curves",
+            "pruned",
+            "random_allocations",
+            "rd_masks",
+            "sparsity_grid",
+        ],
     },
 )

@@ -13,11 +13,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=16,
-    slug='reste',
-    title='Estimator Meets Equilibrium Perspective: A Rectified Straight Through Estimator for Binary Neural Networks Training',
-    ship='binary conv/linear layers with ReSTE (power-function estimator), STE baseline; the two indicators',
-    claim='ReSTE ≥ STE accuracy on a binary ResNet; indicators reported',
-    family='compression',
+    slug="reste",
+    title="Estimator Meets Equilibrium Perspective: A Rectified Straight Through Estimator for Binary Neural Networks Training",
+    ship="binary conv/linear layers with ReSTE (power-function estimator), STE baseline; the two indicators",
+    claim="ReSTE ≥ STE accuracy on a binary ResNet; indicators reported",
+    family="compression",
     citation="""@inproceedings{wu2023estimator,
   title     = {Estimator Meets Equilibrium Perspective: A Rectified Straight Through Estimator for Binary Neural
                Networks Training},
@@ -31,8 +31,22 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        'hfcifar.models.binary_resnet': ['BinaryConv2d', 'BinaryLinear', 'RectifiedStraightThroughSign', 'StraightThroughSign', 'binary_sign', 'reste_gradient', 'reste_power_schedule'],
-        '.indicators': ['EquilibriumIndicatorsCallback', 'PowerScheduleCallback', 'estimating_error', 'gradient_stability', 'training_progress'],
-        '.trainer': ['ReSTETrainer', 'ReSTETrainingArguments'],
+        "hfcifar.models.binary_resnet": [
+            "BinaryConv2d",
+            "BinaryLinear",
+            "RectifiedStraightThroughSign",
+            "StraightThroughSign",
+            "binary_sign",
+            "reste_gradient",
+            "reste_power_schedule",
+        ],
+        ".indicators": [
+            "EquilibriumIndicatorsCallback",
+            "PowerScheduleCallback",
+            "estimating_error",
+            "gradient_stability",
+            "training_progress",
+        ],
+        ".trainer": ["ReSTETrainer", "ReSTETrainingArguments"],
     },
 )

@@ -20,11 +20,11 @@ from hfcifar.methods.base import Method, lazy_exports
 
 METHOD = Method(
     number=7,
-    slug='usf-s3',
-    title='A Unified Sampling Framework for Solver Searching of Diffusion Probabilistic Models',
-    ship='exponential-integrator sampler with per-step solver strategy, predictor-based schedule search',
-    claim='at 5 and 10 NFE the searched schedule has lower error to a reference ODE solution than DDIM/DPM-Solver (paper: FID 2.69 at 10 NFE)',
-    family='generative',
+    slug="usf-s3",
+    title="A Unified Sampling Framework for Solver Searching of Diffusion Probabilistic Models",
+    ship="exponential-integrator sampler with per-step solver strategy, predictor-based schedule search",
+    claim="at 5 and 10 NFE the searched schedule has lower error to a reference ODE solution than DDIM/DPM-Solver (paper: FID 2.69 at 10 NFE)",
+    family="generative",
     citation="""@inproceedings{liu2024unified,
   title     = {A Unified Sampling Framework for Solver Searching of Diffusion Probabilistic Models},
   author    = {Liu, Enshu and Ning, Xuefei and Yang, Huazhong and Wang, Yu},
@@ -33,20 +33,40 @@ METHOD = Method(
   url       = {https://arxiv.org/abs/2312.07243}
 }""",
     provides=(
-        ('diffusion component', 'USFScheduler', 'hfcifar.methods.usf_s3.scheduling_usf:USFScheduler'),
-        ('diffusion component', 'GaussianMixtureDenoiser', 'hfcifar.methods.usf_s3.gaussian_mixture:GaussianMixtureDenoiser'),
-        ('public name', 'USFScheduler', 'hfcifar.methods.usf_s3.scheduling_usf:USFScheduler'),
-        ('public name', 'GaussianMixtureDenoiser', 'hfcifar.methods.usf_s3.gaussian_mixture:GaussianMixtureDenoiser'),
+        ("diffusion component", "USFScheduler", "hfcifar.methods.usf_s3.scheduling_usf:USFScheduler"),
+        (
+            "diffusion component",
+            "GaussianMixtureDenoiser",
+            "hfcifar.methods.usf_s3.gaussian_mixture:GaussianMixtureDenoiser",
+        ),
+        ("public name", "USFScheduler", "hfcifar.methods.usf_s3.scheduling_usf:USFScheduler"),
+        ("public name", "GaussianMixtureDenoiser", "hfcifar.methods.usf_s3.gaussian_mixture:GaussianMixtureDenoiser"),
     ),
 )
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        '.gaussian_mixture': ['GaussianMixtureDenoiser'],
-        '.scheduling_usf': ['USFScheduler', 'exponential_integrator_weights'],
-        '.solver_schedule': ['DERIVATIVES', 'PREDICTIONS', 'TIMESTEP_RULES', 'SolverStep', 'make_solver_schedule',
-                             'validate_solver_schedule'],
-        '.search': ['ErrorPredictor', 'SearchResult', 'SolverScheduleSpace', 'fit_predictor', 'reference_solution', 'rmse', 'sample', 'schedule_error', 'search_solver_schedule'],
+        ".gaussian_mixture": ["GaussianMixtureDenoiser"],
+        ".scheduling_usf": ["USFScheduler", "exponential_integrator_weights"],
+        ".solver_schedule": [
+            "DERIVATIVES",
+            "PREDICTIONS",
+            "TIMESTEP_RULES",
+            "SolverStep",
+            "make_solver_schedule",
+            "validate_solver_schedule",
+        ],
+        ".search": [
+            "ErrorPredictor",
+            "SearchResult",
+            "SolverScheduleSpace",
+            "fit_predictor",
+            "reference_solution",
+            "rmse",
+            "sample",
+            "schedule_error",
+            "search_solver_schedule",
+        ],
     },
 )
