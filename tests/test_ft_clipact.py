@@ -21,16 +21,14 @@ from hfcifar.faults import (
     resilience_auc,
     to_fixed_point,
 )
-from hfcifar.methods.ft_clipact import (
+from hfcifar.faults.clipping import (
     ClippedReLU,
     activation_layers,
     clip_activations,
-    interval_candidates,
     load_clipped_model,
-    next_interval,
     profile_activations,
-    select_clipping_thresholds,
 )
+from hfcifar.methods.ft_clipact import interval_candidates, next_interval, select_clipping_thresholds
 from hfcifar.methods.ft_clipact import selection as selection_module
 
 
@@ -420,7 +418,7 @@ def test_claim_pairs_the_two_networks_image_by_image_on_the_same_draws():
 def test_evaluate_classifier_measures_the_clipped_network(tmp_path, synthetic_path):
     # The thresholds saved in config.json are re-applied by the evaluation API, for every metric.
     import hfcifar.evaluation as evaluation
-    from hfcifar.methods.ft_clipact import ClippedReLU, activation_layers, clip_activations
+    from hfcifar.faults.clipping import ClippedReLU, activation_layers, clip_activations
 
     model = relu_model()
     layer = activation_layers(model)[0]

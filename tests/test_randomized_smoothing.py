@@ -17,11 +17,9 @@ from transformers import AutoModelForImageClassification, pipeline
 import hfcifar
 from hfcifar.data import CifarTensorDataset, load_cifar10, load_train_and_eval
 from hfcifar.evaluation import evaluate_classifier, write_eval_results
-from hfcifar.methods.dual_randomized_smoothing import (
+from hfcifar.certification import (
     ABSTAIN,
     DualSmoothedClassifier,
-    GaussianNoiseTrainer,
-    GaussianNoiseTrainingArguments,
     SmoothedClassifier,
     certified_radius,
     certify_dataset,
@@ -30,8 +28,12 @@ from hfcifar.methods.dual_randomized_smoothing import (
     dual_certified_radius,
     merge_sub_images,
     noisy_base_input,
-    train_base_classifier,
     upsample_sub_image,
+)
+from hfcifar.methods.dual_randomized_smoothing import (
+    GaussianNoiseTrainer,
+    GaussianNoiseTrainingArguments,
+    train_base_classifier,
 )
 from hfcifar.methods.dual_randomized_smoothing import claim as drs_claim
 from hfcifar.pipelines import pipeline_certified_classification

@@ -9,18 +9,20 @@ import torch
 import hfcifar
 from hfcifar.data import CifarTensorDataset
 from hfcifar.methods.reste import (
+    ReSTETrainer,
+    ReSTETrainingArguments,
+    estimating_error,
+    gradient_stability,
+    training_progress,
+)
+from hfcifar.models.binary_resnet import (
     BinaryConv2d,
     BinaryLinear,
     RectifiedStraightThroughSign,
-    ReSTETrainer,
-    ReSTETrainingArguments,
     StraightThroughSign,
     binary_sign,
-    estimating_error,
-    gradient_stability,
     reste_gradient,
     reste_power_schedule,
-    training_progress,
 )
 from hfcifar.training.callbacks import WarpedSchedule
 

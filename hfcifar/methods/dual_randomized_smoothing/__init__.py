@@ -41,23 +41,6 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "hfcifar.certification": [
-            "ABSTAIN",
-            "SUB_IMAGES",
-            "CertificationResult",
-            "DualSmoothedClassifier",
-            "SmoothedClassifier",
-            "certified_radius",
-            "certify_dataset",
-            "clopper_pearson_lower_bound",
-            "downsample_sub_images",
-            "draw_certified_accuracy",
-            "dual_certified_radius",
-            "merge_sub_images",
-            "noisy_base_input",
-            "plot_certified_accuracy",
-            "upsample_sub_image",
-        ],
         ".trainer": ["GaussianNoiseTrainer", "GaussianNoiseTrainingArguments", "train_base_classifier"],
     },
 )

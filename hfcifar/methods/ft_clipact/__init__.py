@@ -33,17 +33,6 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "hfcifar.faults.clipping": [
-            "CLIPPABLE_ACTIVATIONS",
-            "CONFIG_KEY",
-            "ClippedReLU",
-            "activation_layers",
-            "check_threshold",
-            "clip_activations",
-            "clipping_thresholds",
-            "load_clipped_model",
-            "profile_activations",
-        ],
         ".selection": [
             "DEFAULT_SELECTION_RATES",
             "CandidateResult",

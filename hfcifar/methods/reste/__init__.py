@@ -31,15 +31,6 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "hfcifar.models.binary_resnet": [
-            "BinaryConv2d",
-            "BinaryLinear",
-            "RectifiedStraightThroughSign",
-            "StraightThroughSign",
-            "binary_sign",
-            "reste_gradient",
-            "reste_power_schedule",
-        ],
         ".indicators": [
             "EquilibriumIndicatorsCallback",
             "PowerScheduleCallback",
