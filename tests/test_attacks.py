@@ -10,6 +10,7 @@ from torch import nn
 
 from hfcifar.attacks import ATTACKS, CW, FGSM, PGD, PGDL2, Attack, TransferAttack, create_attack, predict, success_rate
 from hfcifar.models import create_model
+from hfcifar.registry import Registry, RegistryError
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -327,9 +328,10 @@ def test_a_model_that_is_not_a_classifier_is_refused(name):
 
 
 def test_create_attack_names_what_is_available():
-    assert set(ATTACKS) >= {"fgsm", "pgd", "pgdl2", "cw"} and all(issubclass(c, Attack) for c in ATTACKS.values())
+    assert set(ATTACKS) >= {"fgsm", "pgd", "pgdl2", "cw"} and all(issubclass(c, Attack) for _, c in ATTACKS.items())
+    assert isinstance(ATTACKS, Registry) and ATTACKS["pgd"] is PGD and "cw" in ATTACKS
     assert isinstance(create_attack("cw", linear_model(), steps=5), CW)
-    with pytest.raises(ValueError, match="available: cw, fgsm, pgd, pgdl2"):
+    with pytest.raises(RegistryError, match="Unknown attack 'deepfool'; available: cw, fgsm, pgd, pgdl2"):
         create_attack("deepfool", linear_model())
     with pytest.raises(ValueError, match="takes no setting"):
         create_attack("fgsm", linear_model(), steps=10)

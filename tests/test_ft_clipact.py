@@ -220,6 +220,17 @@ def test_fault_injection_accuracy_over_seeded_draws():
         fault_injection_accuracy(model, images, labels, 1e-3, num_draws=0)
 
 
+def test_progress_bars_over_draws_and_rates_change_no_number(capsys):
+    model = relu_model()
+    images, labels = own_predictions(model)
+    quiet = fault_injection_accuracy(model, images, labels, 1e-2, num_draws=2, seed=1)
+    capsys.readouterr()
+    shown = fault_injection_accuracy(model, images, labels, 1e-2, num_draws=2, seed=1, progress=True)
+    assert "Fault draws" in capsys.readouterr().err and shown.accuracies == quiet.accuracies
+    curve = fault_accuracy_curve(model, images, labels, [1e-3, 1e-2], num_draws=2, seed=1, progress=True)
+    assert "Fault rates" in capsys.readouterr().err and curve[1e-2].accuracies == quiet.accuracies
+
+
 def test_fault_accuracy_curve_and_resilience_auc():
     model = relu_model()
     images, labels = own_predictions(model)

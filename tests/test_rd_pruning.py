@@ -159,6 +159,14 @@ def test_pruned_context_restores_weights_and_masks():
         assert torch.equal(value, before[key]), key
 
 
+def test_a_progress_bar_over_the_layers_changes_no_number(measured, capsys):
+    model, images, curves = measured
+    capsys.readouterr()
+    shown = distortion_curves(model, images, grid=GRID, progress=True)
+    assert "RD distortion curves" in capsys.readouterr().err
+    assert torch.equal(shown.distortion, curves.distortion) and torch.equal(shown.counts, curves.counts)
+
+
 def test_curves_of_a_pruned_model_start_from_its_zeros():
     model, images = tiny_model(), calibration()
     masks = compute_masks("global", model, 0.5)

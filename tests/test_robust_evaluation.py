@@ -75,6 +75,21 @@ def test_a_random_model_in_memory_and_a_split_of_tensors():
     assert results["perturbation_linf_max"] == pytest.approx(4 / 255, rel=1e-5)
 
 
+def test_a_progress_bar_over_the_batches_changes_no_number(capsys):
+    from hfcifar.data import CifarTensorDataset
+
+    torch.manual_seed(0)
+    split = CifarTensorDataset(torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8), torch.arange(6))
+    model = create_model("fastnet-tiny")
+    options = {"attack": "pgd", "steps": 1, "batch_size": 3}
+    quiet = robust_accuracy(model, split, EvalSettings(options={**options, "progress": False}))
+    assert "Attacking" not in capsys.readouterr().err
+    shown = robust_accuracy(model, split, EvalSettings(options=options))  # on by default
+    assert "Attacking (pgd)" in capsys.readouterr().err and shown == quiet
+    with pytest.raises(ValueError, match="progress must be true or false"):
+        robust_accuracy(model, split, EvalSettings(options={**options, "progress": "sometimes"}))
+
+
 def test_flip_tta_attacks_the_averaged_classifier(run_dir):
     results = evaluate_classifier(run_dir, metrics=["robust_accuracy"], tta=True, attack="fgsm", num_examples=16)
     assert results["tta"] and results["metric_configs"]["robust_accuracy"].endswith("flip TTA; first 16 images")

@@ -196,3 +196,16 @@ def test_training_curves_show_accuracy_only_when_evaluated(tmp_path, with_eval):
     width = imread(path).shape[1]
     assert abs(width - (3 if with_eval else 2) * 4.4 * 110) <= 1  # one 4.4-inch panel per series, at 110 dpi
     assert plot_training_curves([], str(tmp_path / "none.png")) is None
+
+
+def test_training_curves_leave_the_matplotlib_backend_alone(tmp_path, monkeypatch):
+    import matplotlib
+
+    from hfcifar.training.callbacks import plot_training_curves
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("library code must not switch the user's Matplotlib backend")
+
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    history = [{"step": s, "loss": 1.0 / s, "learning_rate": 0.1} for s in range(1, 3)]
+    assert plot_training_curves(history, str(tmp_path / "curves.png"))

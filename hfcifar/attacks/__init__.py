@@ -9,6 +9,9 @@ the input checks, targeted mode (`attack.set_targeted()`) and a seeded generator
 minimum-norm attack; `TransferAttack` (transfer.py) uses any of them on a source model against another model.
 """
 
+import inspect
+
+from ..registry import Registry
 from .base import Attack
 from .cw import CW
 from .fgsm import FGSM
@@ -17,20 +20,22 @@ from .transfer import TransferAttack, TransferResult, correct_under_attack, pred
 
 __all__ = ["Attack", "CW", "FGSM", "PGD", "PGDL2", "TransferAttack", "TransferResult", "correct_under_attack", "predict", "success_rate"]
 
-#: Attacks by the name the command line and training arguments use (`--attack pgd`).
-ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "pgdl2": PGDL2, "cw": CW}
+#: Attacks by the name the command line and training arguments use (`--attack pgd`); add one with
+#: `ATTACKS.register("name", AttackClass)`. An unknown name raises a `RegistryError` (a `ValueError`) listing them.
+ATTACKS: Registry[type[Attack]] = Registry("attack")
+ATTACKS.register("fgsm", FGSM)
+ATTACKS.register("pgd", PGD)
+ATTACKS.register("pgdl2", PGDL2)
+ATTACKS.register("cw", CW)
 
 
 def create_attack(name: str, model, **settings) -> Attack:
     """An attack from `ATTACKS` by name, e.g. `create_attack("pgd", model, eps=8/255, steps=10)`.
 
-    Settings an attack does not take are refused with a `ValueError` naming the ones it does take.
+    An unknown name raises the registry's error (listing the available attacks); settings an attack does not take
+    are refused with a `ValueError` naming the ones it does take.
     """
-    if name not in ATTACKS:
-        raise ValueError(f"Unknown attack {name!r}; available: {', '.join(sorted(ATTACKS))}.")
-    cls = ATTACKS[name]
-    import inspect
-
+    cls = ATTACKS.get(name)
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "model")]
     unknown = sorted(set(settings) - set(accepted))
     if unknown:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .base import Attack
 
@@ -66,15 +67,17 @@ class TransferResult:
 
 
 def correct_under_attack(model: nn.Module, attack_for_batch, images: torch.Tensor, labels: torch.Tensor,
-                         batch_size: int = 256) -> torch.Tensor:
+                         batch_size: int = 256, progress: bool = False) -> torch.Tensor:
     """Per image (bool): does `model` still predict the true label on the attack's example?
 
     `attack_for_batch(i)` returns the attack (any `(images, labels) -> adversarial images` callable) for batch `i`, so
     random starts can be seeded per batch and two models meet the same ones. Images in [0, 1], on any device: each
-    batch moves to the model's device, the result comes back on `images`' device."""
+    batch moves to the model's device, the result comes back on `images`' device. `progress` shows a bar over the
+    batches."""
     device = next(iter(model.parameters()), images).device
     correct = []
-    for index, start in enumerate(range(0, labels.shape[0], batch_size)):
+    starts = range(0, labels.shape[0], batch_size)
+    for index, start in enumerate(tqdm(starts, desc="Attacking", unit="batch", disable=not progress or len(starts) < 2)):
         x, y = images[start:start + batch_size].to(device), labels[start:start + batch_size].to(device)
         adversarial = attack_for_batch(index)(x, y)
         correct.append((predict(model, adversarial, batch_size) == y).to(images.device))
@@ -140,7 +143,7 @@ class TransferAttack(Attack):
         return self.source_attack(images, labels)
 
     def evaluate(self, target_model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                 targets: torch.Tensor | None = None, batch_size: int = 256) -> TransferResult:
+                 targets: torch.Tensor | None = None, batch_size: int = 256, progress: bool = False) -> TransferResult:
         """Craft on the source model in batches of `batch_size`, then measure the target model.
 
         Args:
@@ -148,6 +151,7 @@ class TransferAttack(Attack):
             images: `(N, C, H, W)` in [0, 1].
             labels: `(N,)` true classes.
             targets: `(N,)` target classes; required in targeted mode, refused otherwise.
+            progress: a progress bar over the batches crafted on the source model.
         """
         if self.targeted != (targets is not None):
             raise ValueError("A targeted TransferAttack needs `targets` (the classes to reach) besides the true "
@@ -157,8 +161,10 @@ class TransferAttack(Attack):
         goal = labels if targets is None else targets
         if goal.shape != labels.shape:
             raise ValueError(f"got {goal.shape[0]} targets for {labels.shape[0]} labels; pass one target per image.")
+        starts = range(0, images.shape[0], batch_size)
+        bar = tqdm(starts, desc="Crafting on the source model", unit="batch", disable=not progress or len(starts) < 2)
         adversarial = torch.cat([self(images[i:i + batch_size], goal[i:i + batch_size])
-                                 for i in range(0, images.shape[0], batch_size)]) if images.shape[0] else images
+                                 for i in bar]) if images.shape[0] else images
         clean = predict(target_model, images, batch_size)
         fooled = predict(target_model, adversarial, batch_size)
         source_clean = predict(self.source_model, images, batch_size)

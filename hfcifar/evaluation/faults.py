@@ -15,6 +15,7 @@ Options (all optional):
     parameters      "weights" (conv/linear weights, the paper's weight memory; default) or "all" (every parameter)
     clip            whether to apply the clipped activations a FT-ClipAct model's config carries
                     (`config.clipped_activations`, see hfcifar/faults/clipping.py); default true
+    progress        a progress bar over the draws (default true; `--option progress=false` turns it off)
 
 The headline `fault_accuracy` is the mean over draws; the spread (std, min, max, every draw) and the fault-free
 accuracy of the same model on the same images are reported beside it. A draw whose logits are inf/NaN counts as
@@ -33,7 +34,7 @@ from ..faults import check_fault_rate, check_representation, fault_injection_acc
 from . import EvalSettings, register_metric
 
 FAULT_OPTIONS = ("rate", "representation", "bits", "num_draws", "seed", "num_examples", "batch_size", "parameters",
-                 "clip")
+                 "clip", "progress")
 PARAMETER_SETS = {"weights": None, "all": "all"}
 
 
@@ -61,12 +62,12 @@ def _split_tensors(split, num_examples: int | None) -> tuple[torch.Tensor, torch
     return data.images.float().div_(255), data.labels
 
 
-def _clip_flag(value) -> bool:
+def _clip_flag(value, name: str = "clip") -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise ValueError(f"The fault_accuracy option clip must be true or false; got {value!r}.")
+    raise ValueError(f"The fault_accuracy option {name} must be true or false; got {value!r}.")
 
 
 @register_metric("fault_accuracy", "Accuracy under weight faults", hub_type="fault_accuracy")
@@ -92,6 +93,7 @@ def fault_accuracy(model: nn.Module, split, settings: EvalSettings) -> dict:
         raise ValueError(f"The fault_accuracy option parameters must be one of {', '.join(PARAMETER_SETS)}; got "
                          f"{parameter_set!r}.")
     clip = _clip_flag(options.get("clip", True))
+    progress = _clip_flag(options.get("progress", True), "progress")
     thresholds = getattr(getattr(model, "config", None), "clipped_activations", None) if clip else None
     if thresholds:
         from ..faults.clipping import clip_activations
@@ -101,7 +103,8 @@ def fault_accuracy(model: nn.Module, split, settings: EvalSettings) -> dict:
     model = model.to(device)
     images, labels = _split_tensors(split, num_examples)
     result = fault_injection_accuracy(model, images, labels, rate, representation, bits, num_draws=num_draws, seed=seed,
-                                      batch_size=batch_size, parameters=PARAMETER_SETS[parameter_set])
+                                      batch_size=batch_size, parameters=PARAMETER_SETS[parameter_set],
+                                      progress=progress)
     format_name = "fp32" if representation == "fp32" else f"{bits}-bit fixed point"
     config = (f"random bit flips at rate {rate:g} in {'all parameters' if parameter_set == 'all' else 'conv/linear weights'} "
               f"({format_name}), mean of {num_draws} draws (seeds {seed}–{seed + num_draws - 1})"

@@ -17,6 +17,7 @@ import math
 import datasets
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 from transformers import AutoModelForImageClassification
 
 from ..attacks import ATTACKS, TransferAttack, create_attack
@@ -25,7 +26,8 @@ from ..data import CifarTensorDataset
 from . import EvalSettings, register_metric
 
 #: Options of the metric itself (besides them, any setting the chosen attack's constructor takes is passed on).
-ROBUSTNESS_OPTIONS = ("attack", "eps", "steps", "alpha", "num_examples", "batch_size", "seed", "source_model")
+ROBUSTNESS_OPTIONS = ("attack", "eps", "steps", "alpha", "num_examples", "batch_size", "seed", "source_model",
+                      "progress")
 
 #: How the attacks are named in configs (the norm is the threat model).
 _ATTACK_NAMES = {"fgsm": "FGSM-L∞", "pgd": "PGD-L∞", "pgdl2": "PGD-L2", "cw": "CW-L2"}
@@ -110,6 +112,8 @@ def robust_accuracy(model: nn.Module, split, settings: EvalSettings) -> dict:
             reproducible for a given batch size.
         source_model (`str`, *optional*): a model folder or Hub id; the examples are then crafted on that model
             and transferred (a black-box transfer attack, `TransferAttack`) instead of crafted on `model`.
+        progress (`bool`, defaults to `True`): a progress bar over the attacked batches (`--option progress=false`
+            turns it off).
 
     With `settings.tta`, the attacked classifier is the flip-averaged one (`FlipAveraged`), the one accuracy measures.
 
@@ -123,8 +127,7 @@ def robust_accuracy(model: nn.Module, split, settings: EvalSettings) -> dict:
     """
     options = dict(settings.options)
     name = str(options.get("attack") or "pgd")
-    if name not in ATTACKS:
-        raise ValueError(f"Unknown attack {name!r} for robust_accuracy; available: {', '.join(sorted(ATTACKS))}.")
+    ATTACKS.get(name)  # an unknown name raises the registry's error, which lists the attacks
     num_examples = options.get("num_examples")
     if num_examples is not None and int(num_examples) < 1:
         raise ValueError(f"num_examples must be ≥ 1 (or unset for the whole split); got {num_examples}.")
@@ -133,6 +136,9 @@ def robust_accuracy(model: nn.Module, split, settings: EvalSettings) -> dict:
         raise ValueError(f"batch_size must be ≥ 1; got {batch_size}.")
     seed = int(options.get("seed") or 0)
     attack_settings = _attack_settings(name, options)
+    progress = options.get("progress", True)
+    if not isinstance(progress, bool):
+        raise ValueError(f"The robust_accuracy option progress must be true or false; got {progress!r}.")
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device)
@@ -149,7 +155,9 @@ def robust_accuracy(model: nn.Module, split, settings: EvalSettings) -> dict:
         raise ValueError("The split to evaluate is empty; choose another split (--split) or dataset.")
     clean, fooled, linf, l2 = [], [], [], []
     description = None
-    for index, start in enumerate(range(0, images.shape[0], batch_size)):
+    starts = range(0, images.shape[0], batch_size)
+    bar = tqdm(starts, desc=f"Attacking ({name})", unit="batch", disable=not progress or len(starts) < 2)
+    for index, start in enumerate(bar):
         x, y = images[start:start + batch_size].to(device), labels[start:start + batch_size].to(device)
         attack = create_attack(name, source, seed=seed + index, **attack_settings)
         if source_name:

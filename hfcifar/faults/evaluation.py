@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .injection import bit_flips, check_fault_rate, check_representation
 
@@ -99,6 +100,7 @@ def fault_injection_accuracy(
     batch_size: int = 256,
     parameters: str | Iterable[str] | None = None,
     fault_free_accuracy: float | None = None,
+    progress: bool = False,
 ) -> FaultAccuracy:
     """Accuracy of `model` on `images` with weight bit flips at `rate`, over `num_draws` draws (seeds seed…seed+n-1).
 
@@ -109,6 +111,8 @@ def fault_injection_accuracy(
         num_draws (`int`, defaults to 5): independent fault draws; the spread over them is the experiment's noise.
         seed (`int`, defaults to 0): draw `i` uses `seed + i`.
         fault_free_accuracy (`float`, *optional*): the model's accuracy without faults, if already measured.
+        progress (`bool`, defaults to `False`): a progress bar over the draws (off by default: this function is
+            called in loops, e.g. by FT-ClipAct's threshold search; the `fault_accuracy` metric turns it on).
     """
     rate = check_fault_rate(rate)
     bits = check_representation(representation, bits)
@@ -119,7 +123,8 @@ def fault_injection_accuracy(
     if fault_free_accuracy is None:
         fault_free_accuracy = float((predict_labels(model, images, batch_size) == labels).float().mean())
     result = FaultAccuracy(rate, representation, bits, [], [], [], images.shape[0], fault_free_accuracy)
-    for draw in range(num_draws):
+    for draw in tqdm(range(num_draws), desc=f"Fault draws (rate {rate:g})", unit="draw", leave=False,
+                     disable=not progress or num_draws < 2):
         with bit_flips(model, rate, representation, bits, seed=seed + draw, parameters=parameters) as faults:
             predictions = predict_labels(model, images, batch_size)
         correct = predictions == labels
@@ -136,9 +141,14 @@ def fault_accuracy_curve(
     images: torch.Tensor,
     labels: torch.Tensor,
     rates: Sequence[float],
+    progress: bool = False,
     **settings,
 ) -> dict[float, FaultAccuracy]:
-    """`fault_injection_accuracy` at each fault rate (same draws' seeds at every rate); the fault-free accuracy once."""
+    """`fault_injection_accuracy` at each fault rate (same draws' seeds at every rate); the fault-free accuracy once.
+
+    `progress` shows one bar over the rates (the draws of each rate get none); `settings` are
+    `fault_injection_accuracy`'s.
+    """
     if not rates:
         raise ValueError("rates must name at least one fault rate.")
     rates = [check_fault_rate(r) for r in rates]
@@ -146,7 +156,8 @@ def fault_accuracy_curve(
     if settings.get("fault_free_accuracy") is None:
         _check_images(images, labels)
         settings["fault_free_accuracy"] = float((predict_labels(model, images, batch_size) == labels.cpu()).float().mean())
-    return {rate: fault_injection_accuracy(model, images, labels, rate, **settings) for rate in rates}
+    return {rate: fault_injection_accuracy(model, images, labels, rate, **settings)
+            for rate in tqdm(rates, desc="Fault rates", unit="rate", disable=not progress or len(rates) < 2)}
 
 
 def resilience_auc(rates: Sequence[float], accuracies: Sequence[float]) -> float:

@@ -91,11 +91,13 @@ class TimeBudgetCallback(TrainerCallback):
 
 
 def plot_training_curves(log_history: list[dict], path: str) -> str | None:
-    """Plot training loss and learning rate per step and evaluation accuracy per epoch to `path` (PNG)."""
-    import matplotlib
+    """Plot training loss and learning rate per step and evaluation accuracy per epoch to `path` (PNG).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Draws on a `matplotlib.figure.Figure` with its own Agg canvas: no pyplot state, and the caller's backend (a
+    notebook's inline one, say) is left as it is.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     train = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
     lr = [(h["step"], h["learning_rate"]) for h in log_history if "learning_rate" in h and "step" in h]
@@ -106,7 +108,9 @@ def plot_training_curves(log_history: list[dict], path: str) -> str | None:
     panels = [("training loss", "step", train, "tab:blue"), ("learning rate", "step", lr, "tab:orange")]
     if evals:
         panels.append(("evaluation accuracy", "epoch", evals, "tab:green"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6))
+    fig = Figure(figsize=(4.4 * len(panels), 3.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, xlabel, points, colour) in zip(axes, panels):
         if points:
             ax.plot(*zip(*points), color=colour, marker="o" if title == "evaluation accuracy" else None)
@@ -119,7 +123,6 @@ def plot_training_curves(log_history: list[dict], path: str) -> str | None:
     fig.tight_layout()
     tmp = f"{path}.tmp.png"
     fig.savefig(tmp, dpi=110)
-    plt.close(fig)
     os.replace(tmp, path)
     return path
 

@@ -154,7 +154,7 @@ def run(ctx: ClaimContext) -> Result:
                             "pruning_method": method, **stage_schedule(stage_steps, events, STAGE_START[sparsity])}
                 if method == "rd":
                     settings.update(pruning_calibration_examples=n_calibration,
-                                    pruning_options={"grid": grid, "history": history[sparsity]})
+                                    pruning_options={"grid": grid, "history": history[sparsity], "progress": ctx.progress})
                 run = ctx.train(model, settings, name=f"seed-{seed}/{method}_{tag}", trainer_class=PruningTrainer,
                                 args_class=PruningTrainingArguments, max_steps=stage_steps, seed=seed,
                                 save=(method == "rd" and sparsity == SPARSITIES[-1] and seed == ctx.seeds[0]))
@@ -180,7 +180,7 @@ def run(ctx: ClaimContext) -> Result:
         labelled = [(f"{NAMES[m]} {STAGE_START[SPARSITIES[0]]:.0%}", {name: int((mask == 0).sum()) for name, mask in
                      compute_masks(m, dense, STAGE_START[SPARSITIES[0]], curves=curves).items()}) for m in METHODS]
         check = additivity_check(dense, calibration, curves, [*random, *(a for _, a in labelled)],
-                                 labels=[""] * len(random) + [label for label, _ in labelled])
+                                 labels=[""] * len(random) + [label for label, _ in labelled], progress=ctx.progress)
         pairs = np.column_stack([check.joint, check.summed])[: len(random)]
         seeds_r.append(pearson(pairs))
         seeds_se.append(bootstrap_standard_error(pearson, [pairs], repeats=500, seed=seed))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from hfcifar.pruning import check_sparsity, effective_weight, layer_magnitude_masks, prunable_layers
 
@@ -56,6 +57,12 @@ def _check_grid(grid: Sequence[float]) -> list[float]:
     if values[0] != 0.0:
         values = [0.0, *values]  # the unpruned layer is always a choice (δ_i(0) = 0)
     return values
+
+
+def _progress_disabled(progress: bool) -> bool:
+    """Bars only when asked for, and only on the main process of a distributed run (where every rank measures)."""
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return not progress or (distributed and torch.distributed.get_rank() != 0)
 
 
 def _check_images(images) -> torch.Tensor:
@@ -152,6 +159,7 @@ def distortion_curves(
     grid: Sequence[float] | None = None,
     layers: dict[str, nn.Module] | None = None,
     batch_size: int = 256,
+    progress: bool = False,
 ) -> DistortionCurves:
     """Measure δ_i(φ_j) for every prunable layer i and every amount φ_j of `grid` (Sec. 3: the distortion curves
     the optimization reads).
@@ -164,6 +172,7 @@ def distortion_curves(
             CIFAR-10).
         grid: pruning amounts; `sparsity_grid()` by default. 0 is added if missing.
         layers: the layers to allocate (default: every `nn.Conv2d`/`nn.Linear`, as `prunable_layers`).
+        progress: a progress bar over the layers (main process only).
     """
     images = _check_images(calibration_images)
     amounts = _check_grid(grid if grid is not None else sparsity_grid())
@@ -175,7 +184,9 @@ def distortion_curves(
         reference = network_outputs(model, images, batch_size)
         counts = torch.zeros(len(layers), len(amounts), dtype=torch.long)
         distortion = torch.zeros(len(layers), len(amounts), dtype=torch.float64)
-        for i, (name, module) in enumerate(layers.items()):
+        bar = tqdm(layers.items(), desc="RD distortion curves", unit="layer", total=len(layers), leave=False,
+                   disable=_progress_disabled(progress))
+        for i, (name, module) in enumerate(bar):
             n = module.weight.numel()
             zeros_now = int((effective_weight(module) == 0).sum())
             for j, amount in enumerate(amounts):
@@ -249,6 +260,7 @@ def additivity_check(
     allocations: Sequence[dict[str, int]],
     labels: Sequence[str] = (),
     batch_size: int = 256,
+    progress: bool = False,
 ) -> AdditivityCheck:
     """The additivity property (Sec. 3): for each allocation, prune all its layers together and measure δ; compare
     with Σ_i δ_i from the single-layer curves. Both numbers are measurements on the same calibration images.
@@ -256,6 +268,7 @@ def additivity_check(
     Args:
         allocations: `{layer name: number of zeros}` per pruning (e.g. `random_allocations(...)`, or the zeros of an
             allocation `allocate_sparsities` returned). Counts off the grid use interpolated δ_i.
+        progress: a progress bar over the allocations (main process only).
     """
     images = _check_images(calibration_images)
     if not allocations:
@@ -266,7 +279,8 @@ def additivity_check(
     joint, summed = [], []
     try:
         reference = network_outputs(model, images, batch_size)
-        for allocation in allocations:
+        for allocation in tqdm(allocations, desc="Additivity check", unit="pruning", leave=False,
+                               disable=_progress_disabled(progress) or len(allocations) < 2):
             unknown = set(allocation) - set(curves.layers)
             if unknown:
                 raise ValueError(f"allocation names layers without a distortion curve: {sorted(unknown)}.")
@@ -398,6 +412,7 @@ def rd_masks(
     batch_size: int = 256,
     curves: DistortionCurves | None = None,
     history: list | None = None,
+    progress: bool = False,
     **_,
 ) -> dict[str, torch.Tensor]:
     """The pruning method "rd" (`compute_masks("rd", model, sparsity, calibration_images=images)`): measure the
@@ -410,13 +425,14 @@ def rd_masks(
             (other layers, other zeros) are refused.
         history: a list to which every call appends `{"sparsity", "curves", "allocation"}`, to inspect what RD
             measured and chose at each event of a `PruningTrainer` schedule (pass it in `pruning_options`).
+        progress: a progress bar while the curves are measured (main process only).
     """
     if curves is None:
         if calibration_images is None:
             raise ValueError("The 'rd' pruning method needs calibration_images=<float N×3×32×32 tensor in [0, 1]> (a few "
                              "hundred training images) to measure each layer's output distortion, or curves=<its "
                              "DistortionCurves> measured on this model.")
-        curves = distortion_curves(model, calibration_images, grid=grid, batch_size=batch_size)
+        curves = distortion_curves(model, calibration_images, grid=grid, batch_size=batch_size, progress=progress)
     else:
         layers = prunable_layers(model)
         zeros_now = [int((effective_weight(m) == 0).sum()) for m in layers.values()]
