@@ -112,7 +112,7 @@ class AutoencoderTrainer(CifarTrainer):
         return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        inputs = self._prepare_inputs(inputs)
+        inputs = self.prepare_batch(inputs, augment=False)
         with torch.no_grad():  # the posterior mean: the deterministic reconstruction error
             loss = model(inputs["pixel_values"], sample_posterior=False)["mse"]
         return loss.detach(), None, None

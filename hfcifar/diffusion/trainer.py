@@ -186,7 +186,7 @@ class DiffusionTrainer(CifarTrainer):
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         # Fixed noise and timesteps per evaluation batch, so evaluation losses compare across steps and runs.
-        inputs = self._prepare_inputs(inputs)
+        inputs = self.prepare_batch(inputs, augment=False)
         generator = torch.Generator(device=inputs["pixel_values"].device)
         generator.manual_seed(self.args.seed + self._eval_batch_index)
         self._eval_batch_index += 1
@@ -248,28 +248,27 @@ class DiffusionTrainer(CifarTrainer):
                 f.write(self.args.to_json_string())
         self.accelerator.wait_for_everyone()
 
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        super()._save(output_dir, state_dict)
-        if self.saving_checkpoint and self.args.should_save and self.ema is not None:
-            # inside the staged checkpoint folder, so it lands atomically with the weights
-            output_dir = output_dir or self.args.output_dir
-            names = [name for name, _ in self.unet.named_parameters()]
-            shadow = {name: p.detach().to("cpu").contiguous() for name, p in zip(names, self.ema.shadow_params)}
-            safetensors.torch.save_file(shadow, os.path.join(output_dir, EMA_FILE))
-            with open(os.path.join(output_dir, EMA_STATE_FILE), "w") as f:
-                json.dump({"optimization_step": self.ema.optimization_step, "decay": self.ema.decay}, f)
+    def save_checkpoint_extras(self, checkpoint_dir: str) -> None:
+        # the EMA weights and step, inside the staged checkpoint folder, so they land atomically with the weights
+        if self.ema is None:
+            return
+        names = [name for name, _ in self.unet.named_parameters()]
+        shadow = {name: p.detach().to("cpu").contiguous() for name, p in zip(names, self.ema.shadow_params)}
+        safetensors.torch.save_file(shadow, os.path.join(checkpoint_dir, EMA_FILE))
+        with open(os.path.join(checkpoint_dir, EMA_STATE_FILE), "w") as f:
+            json.dump({"optimization_step": self.ema.optimization_step, "decay": self.ema.decay}, f)
 
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        ema_file = os.path.join(resume_from_checkpoint, EMA_FILE)
-        if self.ema is not None and os.path.isfile(ema_file):
-            shadow = safetensors.torch.load_file(ema_file)
-            names = [name for name, _ in self.unet.named_parameters()]
-            with torch.no_grad():
-                for name, p in zip(names, self.ema.shadow_params):
-                    p.copy_(shadow[name].to(p.device))
-            with open(os.path.join(resume_from_checkpoint, EMA_STATE_FILE)) as f:
-                self.ema.optimization_step = json.load(f)["optimization_step"]
+    def load_checkpoint_extras(self, checkpoint_dir: str) -> None:
+        ema_file = os.path.join(checkpoint_dir, EMA_FILE)
+        if self.ema is None or not os.path.isfile(ema_file):
+            return
+        shadow = safetensors.torch.load_file(ema_file)
+        names = [name for name, _ in self.unet.named_parameters()]
+        with torch.no_grad():
+            for name, p in zip(names, self.ema.shadow_params):
+                p.copy_(shadow[name].to(p.device))
+        with open(os.path.join(checkpoint_dir, EMA_STATE_FILE)) as f:
+            self.ema.optimization_step = json.load(f)["optimization_step"]
 
     def method_summary(self) -> dict:
         config = self.noise_scheduler.config

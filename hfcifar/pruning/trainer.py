@@ -350,19 +350,24 @@ class PruningTrainer(CifarTrainer):
         return {"pruning": summary, "card_rows": [["Pruning", text]]}
 
     # -- saving and resuming ------------------------------------------------------------------------------
+    # Private hook (transformers 5.25.0, pinned by tests/test_trainer_hooks.py): `Trainer.save_model` hands every
+    # folder it writes (final save and `checkpoint-N`) to `_save(output_dir, state_dict)`, the one place a state dict
+    # can be swapped; no public hook sees the weights before they are written.
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         # Every folder this trainer writes holds plain weights: `from_pretrained` works on the final save, on a
         # `checkpoint-N`, and on what `push_to_hub` uploads.
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         super()._save(output_dir, state_dict=plain_state_dict(state_dict if state_dict is not None else model.state_dict()))
-        if self.saving_checkpoint and self.args.should_save:
-            # the exact masks, for `resume_from_checkpoint` (zeros alone would also mark an unpruned weight that is 0)
-            masks = {name: layer.weight_mask.detach().to("cpu", torch.bool).contiguous()
-                     for name, layer in prunable_layers(model).items() if hasattr(layer, "weight_mask")}
-            safetensors.torch.save_file(masks, os.path.join(output_dir or self.args.output_dir, MASKS_FILE))
-            extra = {name: tensor.detach().to("cpu").contiguous() for name, tensor in self.checkpoint_tensors().items()}
-            if extra:
-                safetensors.torch.save_file(extra, os.path.join(output_dir or self.args.output_dir, STATE_FILE))
+
+    def save_checkpoint_extras(self, checkpoint_dir: str) -> None:
+        # the exact masks, for `resume_from_checkpoint` (zeros alone would also mark an unpruned weight that is 0)
+        model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        masks = {name: layer.weight_mask.detach().to("cpu", torch.bool).contiguous()
+                 for name, layer in prunable_layers(model).items() if hasattr(layer, "weight_mask")}
+        safetensors.torch.save_file(masks, os.path.join(checkpoint_dir, MASKS_FILE))
+        extra = {name: tensor.detach().to("cpu").contiguous() for name, tensor in self.checkpoint_tensors().items()}
+        if extra:
+            safetensors.torch.save_file(extra, os.path.join(checkpoint_dir, STATE_FILE))
 
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
         """Tensors a subclass needs back after `resume_from_checkpoint` (e.g. AP's reference weights W_0); saved in
@@ -372,15 +377,21 @@ class PruningTrainer(CifarTrainer):
     def load_checkpoint_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         """Restore what `checkpoint_tensors` saved (tensors arrive on the CPU)."""
 
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        masks_file = os.path.join(resume_from_checkpoint, MASKS_FILE)
+    def load_checkpoint_extras(self, checkpoint_dir: str) -> None:
+        # The checkpoint's plain weights loaded with masks `weight != 0` (`_accept_plain_weight`); the exact masks
+        # replace them in place (the optimizer already holds `weight_orig`, which must stay the same parameter).
+        masks_file = os.path.join(checkpoint_dir, MASKS_FILE)
         if os.path.isfile(masks_file):
-            target = self.accelerator.unwrap_model(model if model is not None else self.model, keep_torch_compile=False)
-            masks = safetensors.torch.load_file(masks_file)
+            layers = prunable_layers(self.accelerator.unwrap_model(self.model, keep_torch_compile=False))
             with torch.no_grad():
-                apply_masks(target, {name: mask.float() for name, mask in masks.items()})
-        state_file = os.path.join(resume_from_checkpoint, STATE_FILE)
+                for name, mask in safetensors.torch.load_file(masks_file).items():
+                    layer = layers.get(name)
+                    if layer is None or not hasattr(layer, "weight_mask"):
+                        raise ValueError(f"The checkpoint {checkpoint_dir} has a mask for {name!r}, which is not a "
+                                         "masked layer of this model: resume with the model the checkpoint was saved from.")
+                    layer.weight_mask.copy_(mask)
+                    layer.weight = layer.weight_orig * layer.weight_mask  # what the pruning hook computes each forward
+        state_file = os.path.join(checkpoint_dir, STATE_FILE)
         if os.path.isfile(state_file):
             self.load_checkpoint_tensors(safetensors.torch.load_file(state_file))
 

@@ -1,6 +1,12 @@
 """`CifarTrainer`: the one training loop of hfcifar, a `transformers.Trainer` fed by the uint8 fast path.
 
 Method trainers subclass it and override `compute_loss` or a hook; they never copy a loop.
+
+Private `Trainer` methods overridden here (checked against transformers 5.25.0; `tests/test_trainer_hooks.py` pins
+what each relies on and fails when transformers renames or re-signatures one): `_get_output_dir` and
+`_save_checkpoint`, for atomic checkpoints — no public hook runs before a checkpoint's files are written in place
+(`on_save` runs after). Everything else uses public API: `training_step`/`prediction_step` (the fast path), `train`
+plus `on_train_begin` (restoring `load_checkpoint_extras` on resume).
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ import shutil
 import datasets
 import numpy as np
 import torch
-from transformers import EvalPrediction, Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers import EvalPrediction, Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
 from ..data import BatchAugmentation, CifarTensorDataset, collate_batch, to_float_images
 from .args import CifarTrainingArguments
@@ -44,6 +50,18 @@ def as_tensor_dataset(dataset, split: str, num_labels: int) -> CifarTensorDatase
     return dataset
 
 
+class _ResumeExtrasCallback(TrainerCallback):
+    """Hands the checkpoint `train(resume_from_checkpoint=…)` resumes from to `CifarTrainer.load_checkpoint_extras`,
+    once the model is loaded, prepared and on its device, before any other callback of the trainer starts."""
+
+    def __init__(self, trainer: "CifarTrainer"):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.trainer.resumed_from is not None:
+            self.trainer.load_checkpoint_extras(self.trainer.resumed_from)
+
+
 class CifarTrainer(Trainer):
     """A [`~transformers.Trainer`] for CIFAR classifiers.
 
@@ -51,10 +69,12 @@ class CifarTrainer(Trainer):
       once into a uint8 tensor ([`CifarTensorDataset`]) that serves whole batches, and on an accelerator the
       tensors live on the device.
     - Batches arrive as uint8; augmentation (random crop, flip, cutout) runs on the whole batch on the training
-      device in `_prepare_inputs`, so subclasses overriding `compute_loss` receive float images in [0, 1].
+      device in `training_step` (`prepare_batch`), so subclasses overriding `compute_loss` receive float images in
+      [0, 1]; `prediction_step` converts without augmenting.
     - `args.tta` averages logits over each image and its mirror at evaluation.
     - Checkpoints are written to a staging folder and renamed into place, so a crash never leaves a partial
-      `checkpoint-N` for `resume_from_checkpoint` to pick up.
+      `checkpoint-N` for `resume_from_checkpoint` to pick up. Subclasses add the files resuming needs (masks, EMA
+      weights) with `save_checkpoint_extras`/`load_checkpoint_extras`.
     - `args.time_budget_minutes` stops training cleanly on every rank and saves.
     """
 
@@ -71,7 +91,7 @@ class CifarTrainer(Trainer):
             eval_dataset = as_tensor_dataset(eval_dataset, "eval", num_labels)
         kwargs.setdefault("data_collator", collate_batch)
         kwargs.setdefault("compute_metrics", accuracy_metrics)
-        callbacks = list(kwargs.pop("callbacks", None) or [])
+        callbacks = [_ResumeExtrasCallback(self), *(kwargs.pop("callbacks", None) or [])]
         callbacks.append(TrainingCurvesCallback())
         if args.time_budget_minutes:
             callbacks.append(TimeBudgetCallback(args.time_budget_minutes, device=args.device, fit_schedule=args.fit_schedule_to_budget))
@@ -84,6 +104,7 @@ class CifarTrainer(Trainer):
             self.model.to(memory_format=torch.channels_last)
         self._keep_data_on_device()
         self._staging = False
+        self.resumed_from: str | None = None
 
     @staticmethod
     def label_count(model) -> int:
@@ -99,25 +120,37 @@ class CifarTrainer(Trainer):
                 dataset.to(self.args.device)
 
     # -- the fast path ------------------------------------------------------------------------------------
-    def _prepare_inputs(self, inputs: dict) -> dict:
-        inputs = super()._prepare_inputs(inputs)
+    def prepare_batch(self, inputs: dict, augment: bool) -> dict:
+        """The batch on the training device with float [0, 1] `pixel_values`: uint8 images are augmented on the
+        device when `augment` (training) and only converted otherwise (evaluation); float images pass unchanged."""
+        inputs = {k: v.to(self.args.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
         pixels = inputs.get("pixel_values")
         if isinstance(pixels, torch.Tensor) and pixels.dtype == torch.uint8:
-            pixels = self.augmentation(pixels) if self.model.training else to_float_images(pixels)
+            pixels = self.augmentation(pixels) if augment else to_float_images(pixels)
             if self.args.channels_last:
                 pixels = pixels.contiguous(memory_format=torch.channels_last)
             inputs["pixel_values"] = pixels
         return inputs
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        return super().training_step(model, self.prepare_batch(inputs, augment=True), num_items_in_batch)
+
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self.prepare_batch(inputs, augment=False)
         loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
         if self.args.tta and logits is not None:
-            mirrored = {**inputs, "pixel_values": inputs["pixel_values"].flip(-1)}
+            mirrored_pixels = inputs["pixel_values"].flip(-1)
+            if self.args.channels_last:
+                mirrored_pixels = mirrored_pixels.contiguous(memory_format=torch.channels_last)
+            mirrored = {**inputs, "pixel_values": mirrored_pixels}
             _, mirrored_logits, _ = super().prediction_step(model, mirrored, prediction_loss_only, ignore_keys)
             logits = (logits + mirrored_logits) / 2
         return loss, logits, labels
 
     # -- atomic checkpoints -------------------------------------------------------------------------------
+    # Private hooks (transformers 5.25.0, pinned by tests/test_trainer_hooks.py): `Trainer._save_checkpoint(model,
+    # trial)` writes every file of `checkpoint-{global_step}` under `self._get_output_dir(trial)`; pointing that at
+    # `.staging/` while it runs and renaming afterwards is what makes a checkpoint appear whole or not at all.
     def _get_output_dir(self, trial) -> str:
         run_dir = super()._get_output_dir(trial)
         return os.path.join(run_dir, STAGING_DIR) if self._staging else run_dir
@@ -130,9 +163,11 @@ class CifarTrainer(Trainer):
             super()._save_checkpoint(model, trial)
         finally:
             self._staging = False
+        staged, final = os.path.join(run_dir, STAGING_DIR, name), os.path.join(run_dir, name)
+        if self.args.should_save:
+            self.save_checkpoint_extras(staged)
         self.accelerator.wait_for_everyone()  # every rank has written its RNG state into the staged folder
         if self.args.should_save:
-            staged, final = os.path.join(run_dir, STAGING_DIR, name), os.path.join(run_dir, name)
             if os.path.isdir(final):
                 shutil.rmtree(final)
             os.replace(staged, final)
@@ -149,9 +184,29 @@ class CifarTrainer(Trainer):
 
     @property
     def saving_checkpoint(self) -> bool:
-        """Whether a `checkpoint-N` is being written (not the final save): a subclass's `_save` adds the files resuming
-        needs (masks, EMA weights) then, and they land atomically with the checkpoint's weights."""
+        """Whether a `checkpoint-N` is being written (not the final save)."""
         return self._staging
+
+    def save_checkpoint_extras(self, checkpoint_dir: str) -> None:
+        """Write what resuming needs beyond the Trainer's files (masks, EMA weights) into `checkpoint_dir`, the staged
+        `checkpoint-N` folder: called on the saving process(es) after the Trainer wrote its files and before the folder
+        is renamed into place, so the extras land atomically with the weights. The plain trainer writes nothing."""
+
+    def load_checkpoint_extras(self, checkpoint_dir: str) -> None:
+        """Restore what `save_checkpoint_extras` wrote, on every process, when `train(resume_from_checkpoint=…)`
+        resumes from `checkpoint_dir`: called at the start of training, after the Trainer loaded the weights, optimizer
+        and scheduler and moved the model to its device (modify parameters in place: the optimizer holds them)."""
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None, **kwargs):
+        # `resume_from_checkpoint=True` means the newest checkpoint, as in `Trainer.train`; `resumed_from` keeps the
+        # folder for `load_checkpoint_extras` (a callback cannot see the argument).
+        if isinstance(resume_from_checkpoint, os.PathLike):
+            resume_from_checkpoint = os.fspath(resume_from_checkpoint)
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir) or True  # None: Trainer raises
+        self.resumed_from = resume_from_checkpoint if isinstance(resume_from_checkpoint, str) else None
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
+                             ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
 
     def method_summary(self) -> dict:
         """What a method trainer adds to `train_summary.json` (`train_classifier` merges it in). A `card_rows` entry,
