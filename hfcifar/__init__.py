@@ -59,3 +59,10 @@ __all__ = [
     "load_cifar10",
     "train_classifier",
 ]
+
+# TEMP(i14-gen): the lead moves these into the method folders
+from .registry import provide as _provide  # noqa: E402
+
+_provide("diffusion component", "USFScheduler", "hfcifar.methods.usf_s3:USFScheduler")
+_provide("diffusion component", "GaussianMixtureDenoiser", "hfcifar.methods.usf_s3:GaussianMixtureDenoiser")
+_provide("diffusion component", "AliasFreeUNet2DModel", "hfcifar.methods.alias_free_diffusion:AliasFreeUNet2DModel")
