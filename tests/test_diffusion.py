@@ -280,3 +280,35 @@ def test_hfcifar_components_load_in_a_fresh_process(tmp_path):
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["AliasFreeUNet2DModel", "USFScheduler", "AliasFreeUNet2DModel"]
+
+
+def test_saved_class_names_resolve_through_the_component_registry():
+    from hfcifar.diffusion import COMPONENTS, component_class
+    from hfcifar.registry import RegistryError
+
+    assert component_class("CifarDDPMPipeline") is CifarDDPMPipeline
+    assert component_class("UNet2DModel") is UNet2DModel
+    assert component_class("DDPMPipeline").__module__.startswith("diffusers.")  # not registered: diffusers' own
+    # method classes are provided by name; the diffusion family never imports a method
+    assert component_class("AliasFreeUNet2DModel").__name__ == "AliasFreeUNet2DModel"
+    assert {"CifarLatentDiffusionPipeline", "AutoencoderKL", "USFScheduler"} <= set(COMPONENTS.names())
+    with pytest.raises(RegistryError, match="Unknown diffusion component 'NoSuch'; available: .*CifarDDPMPipeline"):
+        component_class("NoSuch")
+
+
+def test_load_pipeline_and_the_sampler_registry(tmp_path):
+    from hfcifar.diffusion import SAMPLERS, load_pipeline, set_sampler
+
+    quiet(CifarDDPMPipeline(tiny(), DDPMScheduler(num_train_timesteps=50))).save_pretrained(tmp_path / "pipe")
+    pipe = load_pipeline(tmp_path / "pipe")
+    assert type(pipe) is CifarDDPMPipeline
+    assert {"ddim", "ddpm", "dpm-solver", "saved"} <= set(SAMPLERS)
+    saved = pipe.scheduler
+    assert set_sampler(pipe, "saved").scheduler is saved
+    for name, cls in (("ddim", DDIMScheduler), ("dpm-solver", DPMSolverMultistepScheduler), ("ddpm", DDPMScheduler)):
+        assert type(set_sampler(pipe, name).scheduler) is cls
+        assert pipe.scheduler.config.num_train_timesteps == 50  # built from the saved scheduler's config
+    with pytest.raises(ValueError, match="Unknown sampler 'euler'; available: ddim, ddpm, dpm-solver, saved"):
+        set_sampler(pipe, "euler")
+    with pytest.raises(ValueError, match="has no model_index.json"):
+        load_pipeline(tmp_path)

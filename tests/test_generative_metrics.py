@@ -1,4 +1,4 @@
-"""FID and Inception Score (hfcifar/evaluation/generative.py): the formulas against closed forms, the feature
+"""FID and Inception Score (hfcifar/evaluation/generative/): the formulas against closed forms, the feature
 extractors, the one entry point `compute_generative_metrics`, the reference cache and the registered metrics."""
 
 import sys
@@ -439,3 +439,90 @@ def test_sampling_a_real_diffusion_pipeline(tiny_classifier, real_images):
     results = METRICS["fid"].compute(pipeline, split, settings)
     assert results["sampling"] == {"num_inference_steps": 2, "guidance_scale": 2.0}
     assert results["num_generated"] == 20 and results["fid"] > 0
+
+
+# ------------------------------------------------------------------------------- cross-check against torchmetrics
+
+
+class _SmallFeatures(torch.nn.Module):
+    """A fixed random network standing in for Inception: 16-d features, 5-way logits."""
+
+    def __init__(self, logits: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(),
+                                        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 16))
+        self.head = torch.nn.Linear(16, 5)
+        self.logits = logits
+        self.requires_grad_(False)
+        # centre the logits on typical images, so that the class probabilities vary between images (IS > 1)
+        self.head.weight *= 4
+        self.head.bias -= self.head(self.features(torch.rand(64, 3, 32, 32) * torch.rand(64, 1, 1, 1))).mean(dim=0)
+
+    def features(self, images):
+        return 50 * self.body(images.float())  # spread the features out: a FID of a few units
+
+    def forward(self, images):
+        features = self.features(images)
+        return self.head(features) if self.logits else features
+
+
+class _ModuleExtractor:
+    """hfcifar's `FeatureExtractor` protocol around the same network."""
+
+    name = "small random network"
+    feature_dim = 16
+
+    def __init__(self):
+        self.network = _SmallFeatures()
+
+    @torch.no_grad()
+    def __call__(self, images):
+        features = self.network(images)
+        return {"features": features, "probs": self.network.head(features).softmax(dim=-1)}
+
+
+def _cross_check_images():
+    torch.manual_seed(1)
+    real = torch.rand(240, 3, 32, 32) * torch.rand(240, 1, 1, 1)
+    fake = (torch.rand(200, 3, 32, 32) * torch.rand(200, 1, 1, 1)).pow(2)  # darker: a clearly non-zero FID
+    return real, fake
+
+
+def test_frechet_distance_matches_torchmetrics():
+    pytest.importorskip("torchmetrics", reason="torchmetrics is not installed (`pip install -e .[test]`)")
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    real, fake = _cross_check_images()
+    reference = FrechetInceptionDistance(feature=_SmallFeatures(), normalize=True)  # custom network: no torch-fidelity
+    reference.update(real, real=True)
+    reference.update(fake, real=False)
+    expected = float(reference.compute())
+    results = compute_generative_metrics(fake, real, _ModuleExtractor(), batch_size=64, splits=5, progress=False)
+    assert expected > 1
+    assert results["fid"] == pytest.approx(expected, rel=1e-3)
+    for method in ("eigh", "sqrtm"):  # the two ways of computing tr (Σ1Σ2)^½, on the same statistics
+        mu1, sigma1 = feature_statistics(_ModuleExtractor()(fake)["features"])
+        mu2, sigma2 = feature_statistics(_ModuleExtractor()(real)["features"])
+        assert frechet_distance(mu1, sigma1, mu2, sigma2, method=method) == pytest.approx(expected, rel=1e-3)
+
+
+def test_inception_score_matches_torchmetrics():
+    pytest.importorskip("torchmetrics", reason="torchmetrics is not installed (`pip install -e .[test]`)")
+    from torchmetrics.image.inception import InceptionScore
+
+    _, fake = _cross_check_images()
+    splits = 5  # 200 images: equal parts, so torch.chunk and np.array_split cut them alike
+    with pytest.warns(UserWarning, match="features"):  # torchmetrics warns that it keeps every feature in memory
+        reference = InceptionScore(feature=_SmallFeatures(logits=True), splits=splits)
+    reference.update(fake)
+    torch.manual_seed(7)  # torchmetrics shuffles the images before splitting: replay its permutation
+    order = torch.randperm(fake.shape[0])
+    torch.manual_seed(7)
+    expected_mean, expected_std = (float(v) for v in reference.compute())
+    assert expected_mean > 1.1  # the probabilities differ between images
+    probs = _ModuleExtractor()(fake)["probs"][order]
+    mean, std = inception_score(probs, splits)
+    assert mean == pytest.approx(expected_mean, rel=1e-3)
+    # torchmetrics reports the unbiased standard deviation over the splits, hfcifar (as the paper's code) the biased one
+    assert std * np.sqrt(splits / (splits - 1)) == pytest.approx(expected_std, rel=1e-3)

@@ -8,6 +8,8 @@
 - `trainer.py`    `DiffusionTrainer` (a `CifarTrainer`: DDPM loss, label dropout, EMA, sample grids) and
                   `make_noise_scheduler` (linear, cosine, scaled-linear, sigmoid β schedules).
 - `run.py`        `train_diffusion`: `hfcifar train ddpm-small …` (`vae=DIR` trains on an autoencoder's latents).
+- `loading.py`    `load_pipeline`, `load_unet`, `component_class` (the class a saved folder names, from the
+                  `"diffusion component"` registry, which methods fill with `provide`) and `SAMPLERS` (`set_sampler`).
 - `autoencoder.py` the first stage of latent diffusion: `AutoencoderKL` presets, `AutoencoderTrainer`, `train_vae`
                   (which measures the latents' `scaling_factor`).
 
@@ -22,7 +24,8 @@ from .pipelines import (
     CifarSamplingMixin,
     ClassConditionalPipelineOutput,
 )
-from .run import load_unet, train_diffusion
+from .loading import COMPONENTS, DEFAULT_SAMPLER, SAMPLERS, component_class, load_pipeline, load_unet, set_sampler
+from .run import train_diffusion
 from .trainer import (
     NOISE_SCHEDULES,
     PREDICTION_TYPES,
@@ -39,6 +42,12 @@ __all__ = [
     "VAE_PRESETS",
     "create_vae",
     "train_vae",
+    "COMPONENTS",
+    "DEFAULT_SAMPLER",
+    "SAMPLERS",
+    "component_class",
+    "load_pipeline",
+    "set_sampler",
     "CifarClassConditionalPipeline",
     "CifarDDPMPipeline",
     "CifarLatentDiffusionPipeline",

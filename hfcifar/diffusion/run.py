@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
 import time
 from pathlib import Path
@@ -14,26 +12,9 @@ from diffusers import UNet2DModel
 from ..data import load_train_and_eval, resolve_source
 from ..training.recipes import default_recipe
 from ..training.run import _check_output_dir, _parameters_in_sync, recipe_settings, write_summary
+from .loading import load_unet
 from .trainer import DiffusionTrainer, DiffusionTrainingArguments
-from .unets import create_unet, is_unet_preset, list_unets
-
-
-def load_unet(model: str | UNet2DModel | os.PathLike, **overrides) -> UNet2DModel:
-    """A preset name → a fresh UNet; a pipeline folder (with `unet/`) or a UNet folder → its weights; an instance
-    passes through."""
-    if isinstance(model, torch.nn.Module):
-        return model
-    if is_unet_preset(str(model)):
-        return create_unet(str(model), **overrides)
-    path = Path(model)
-    for folder, subfolder in ((path / "unet", "unet"), (path, None)):
-        if (folder / "config.json").is_file():
-            # the UNet's own class (e.g. the alias-free UNet): loading it as a plain UNet2DModel would drop its layers
-            name = json.loads((folder / "config.json").read_text()).get("_class_name", "UNet2DModel")
-            cls = UNet2DModel if name == "UNet2DModel" else getattr(importlib.import_module("hfcifar"), name)
-            return cls.from_pretrained(path, subfolder=subfolder, **overrides)
-    raise ValueError(f"{model!r} is neither a diffusion UNet preset ({', '.join(list_unets())}) "
-                     "nor a folder holding a UNet2DModel (a pipeline folder with unet/, or a UNet's config.json).")
+from .unets import is_unet_preset
 
 
 def train_diffusion(

@@ -196,7 +196,7 @@ def stage_pipeline(
 ) -> Path:
     """`stage_model` for a diffusion pipeline folder (`model_index.json`): every component re-saved with
     `save_pretrained` (safetensors), the run's result files, the last sample grid as `samples.png`, and the card."""
-    from ..evaluation.generative import load_pipeline
+    from ..diffusion.loading import load_pipeline
 
     model_dir = Path(model_dir)
     if require_results and not (model_dir / EVAL_RESULTS_FILE).is_file():
