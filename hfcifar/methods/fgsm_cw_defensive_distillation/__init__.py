@@ -8,7 +8,7 @@ defensive distillation (Papernot et al., 2016): distillation thwarts FGSM but no
 (`hfcifar.create_model`); this folder adds the `DefensiveDistillationTrainer` and the claim check (`claim.py`).
 """
 
-from .distillation import (
+from .trainer import (
     PRESETS,
     STAGES,
     DefensiveDistillationTrainer,

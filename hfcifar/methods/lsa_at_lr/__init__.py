@@ -4,10 +4,9 @@ Khalooei, Homayounpour & Amirmazlaghani, "Layer-wise Regularized Adversarial Tra
 Analysis (LSA) framework" (2022, https://arxiv.org/abs/2202.02626). `layer_sustainability_analysis` ranks a trained
 model's layers by the relative error of their representations under attack and returns the Most Vulnerable Layers
 (`lsa.py`); `ATLRTrainer` adds the layer-wise regularization of those layers to PGD adversarial training
-(`at_lr.py`); `claim.py` compares AT-LR with plain AT at perturbations larger than the training ε.
+(`trainer.py`); `claim.py` compares AT-LR with plain AT at perturbations larger than the training ε.
 """
 
-from .at_lr import ATLRTrainer, ATLRTrainingArguments, frozen_batch_norm_statistics
 from .lsa import (
     ACTIVATION_TYPES,
     LayerRepresentations,
@@ -20,6 +19,7 @@ from .lsa import (
     probe_layers,
     relative_error,
 )
+from .trainer import ATLRTrainer, ATLRTrainingArguments, frozen_batch_norm_statistics
 
 __all__ = [
     "ACTIVATION_TYPES",
