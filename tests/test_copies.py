@@ -7,7 +7,8 @@ from hfcifar.models import ARCHITECTURES
 from hfcifar.utils.check_copies import PACKAGE_ROOT, find_drifted_copies
 
 SHARED_MODELING = ["check_pixel_values", "PixelNormalization", "classification_loss"]
-SHARED_CONFIG = ["CIFAR10_LABELS", "CIFAR10_MEAN", "CIFAR10_STD", "default_cifar10_labels"]
+SHARED_CONFIG = ["CIFAR10_LABELS", "CIFAR10_MEAN", "CIFAR10_STD", "default_cifar10_labels", "check_positive",
+                 "check_image_fields"]
 
 
 def test_no_copy_has_drifted():

@@ -17,7 +17,7 @@ from hfcifar.methods.fgsm_cw_defensive_distillation import (
     soft_labels,
     train_defensive_distillation,
 )
-from hfcifar.methods.fgsm_cw_defensive_distillation.distillation import output_layer
+from hfcifar.methods.fgsm_cw_defensive_distillation.trainer import output_layer
 
 
 def tiny_model(seed=0):

@@ -158,6 +158,34 @@ def test_save_pretrained_round_trips_every_pipeline(tmp_path):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5, msg=name)
 
 
+def test_pipelines_share_diffusers_argument_order_and_output_fields():
+    """The condition first (DiT), then DDPM's `batch_size, generator, num_inference_steps`; both pipelines that take
+    `class_labels` return them."""
+    import inspect
+
+    head = ["batch_size", "generator", "num_inference_steps", "latents", "eta", "output_type", "callback_on_step_end",
+            "return_dict"]
+    assert list(inspect.signature(CifarDDPMPipeline.__call__).parameters)[1:] == head
+    conditional = ["class_labels", "batch_size", "guidance_scale"] + head[1:]
+    for cls in (CifarClassConditionalPipeline, CifarLatentDiffusionPipeline):
+        assert list(inspect.signature(cls.__call__).parameters)[1:] == conditional, cls.__name__
+
+    cond_unet = create_unet("ddpm-tiny-cfg", in_channels=4, out_channels=4, sample_size=16)
+    latent = quiet(CifarLatentDiffusionPipeline(tiny_vae(), cond_unet, DDIMScheduler()))
+    out = latent([3, 5], None, 2.0, torch.manual_seed(0), 2, output_type="pt")
+    assert out.images.shape == (2, 3, 32, 32) and out.class_labels.tolist() == [3, 5]
+    images, labels = latent(class_labels=[4], num_inference_steps=1, output_type="pt", return_dict=False)
+    assert images.shape[0] == 1 and labels.tolist() == [4]
+    assert latent(num_inference_steps=1, output_type="pt").class_labels.tolist() == list(range(10))
+
+    plain_unet = create_unet("ddpm-tiny", in_channels=4, out_channels=4, sample_size=16)
+    unconditional = quiet(CifarLatentDiffusionPipeline(tiny_vae(), plain_unet, DDIMScheduler()))
+    out = unconditional(batch_size=2, num_inference_steps=1, output_type="pt")
+    assert out.images.shape == (2, 3, 32, 32) and out.class_labels is None
+    with pytest.raises(ValueError, match="unconditional"):
+        unconditional(class_labels=[1], num_inference_steps=1)
+
+
 # -- training -------------------------------------------------------------------------------------------------
 def test_noise_schedules_and_argument_checks():
     linear, cosine = make_noise_scheduler("linear"), make_noise_scheduler("cosine")

@@ -4,7 +4,13 @@ and latent (a VAE around the UNet).
 Each `__call__` is the reverse process in a few lines: noise → `scheduler.set_timesteps` → for every timestep, the
 model's prediction → `scheduler.step(...).prev_sample` → images. Any diffusers scheduler works (DDPM = ancestral
 sampling of Ho et al. 2020; DDIM with `eta` of Song et al. 2021; DPM-Solver; hfcifar's `USFScheduler`), since the
-pipelines only speak the `SchedulerMixin` protocol. Arguments follow diffusers' `DDIMPipeline`/`DiTPipeline`.
+pipelines only speak the `SchedulerMixin` protocol.
+
+Arguments follow diffusers' order: the condition first (`DiTPipeline(class_labels, guidance_scale, generator,
+num_inference_steps, output_type, return_dict)`), then the batch size, then `DDPMPipeline(batch_size, generator,
+num_inference_steps, output_type, return_dict)`; the options diffusers' pipelines have no slot for (`latents`, `eta`,
+`callback_on_step_end`) come after `num_inference_steps`. Every pipeline that can condition on classes returns a
+[`ClassConditionalPipelineOutput`] (`images`, `class_labels`).
 """
 
 from __future__ import annotations
@@ -29,11 +35,21 @@ class ClassConditionalPipelineOutput(BaseOutput):
 
     Args:
         images (`list[PIL.Image.Image]`, `np.ndarray` or `torch.Tensor`): the samples, in [0, 1] (or PIL images).
-        class_labels (`torch.Tensor`): the class each sample was conditioned on.
+        class_labels (`torch.Tensor`): the class each sample was conditioned on; `None` for an unconditional UNet in
+            [`CifarLatentDiffusionPipeline`].
     """
 
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
-    class_labels: torch.Tensor
+    class_labels: torch.Tensor | None = None
+
+
+def _default_batch_size(batch_size: int | None, class_labels, conditional: bool) -> int:
+    """An explicit `batch_size`; else one image per label; else a balanced batch of 10 (conditional) or 16."""
+    if batch_size is not None:
+        return batch_size
+    if class_labels is not None:
+        return int(torch.as_tensor(class_labels).numel())
+    return 10 if conditional else 16
 
 
 def _as_class_labels(class_labels, batch_size: int, num_classes: int, device) -> torch.Tensor:
@@ -172,8 +188,8 @@ class CifarDDPMPipeline(CifarSamplingMixin, DiffusionPipeline):
     def __call__(
         self,
         batch_size: int = 16,
-        num_inference_steps: int = 1000,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int = 1000,
         latents: torch.Tensor | None = None,
         eta: float = 0.0,
         output_type: str = "pil",
@@ -184,9 +200,9 @@ class CifarDDPMPipeline(CifarSamplingMixin, DiffusionPipeline):
 
         Args:
             batch_size (`int`, defaults to 16): number of images.
+            generator (`torch.Generator`, *optional*): makes sampling deterministic.
             num_inference_steps (`int`, defaults to 1000): denoising steps = model evaluations (NFE) for one-step
                 solvers; DDPM is trained for 1000, DDIM reaches comparable samples in 50–100.
-            generator (`torch.Generator`, *optional*): makes sampling deterministic.
             latents (`torch.Tensor`, *optional*): the starting noise x_T (batch, 3, 32, 32) instead of a fresh draw.
             eta (`float`, defaults to 0.0): DDIM's η (0 = deterministic ODE sampler, 1 = DDPM-like); ignored by
                 schedulers without it.
@@ -238,8 +254,8 @@ class CifarClassConditionalPipeline(CifarSamplingMixin, DiffusionPipeline):
         class_labels: int | list[int] | torch.Tensor | None = None,
         batch_size: int | None = None,
         guidance_scale: float = 1.0,
-        num_inference_steps: int = 1000,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int = 1000,
         latents: torch.Tensor | None = None,
         eta: float = 0.0,
         output_type: str = "pil",
@@ -254,11 +270,10 @@ class CifarClassConditionalPipeline(CifarSamplingMixin, DiffusionPipeline):
             batch_size (`int`, *optional*): number of images; defaults to the number of labels (or 10).
             guidance_scale (`float`, defaults to 1.0): classifier-free guidance weight w (1 = no guidance; two model
                 evaluations per step when w ≠ 1).
-            num_inference_steps, generator, latents, eta, output_type, callback_on_step_end, return_dict: as in
+            generator, num_inference_steps, latents, eta, output_type, callback_on_step_end, return_dict: as in
                 [`CifarDDPMPipeline.__call__`].
         """
-        if batch_size is None:
-            batch_size = 10 if class_labels is None else int(torch.as_tensor(class_labels).numel())
+        batch_size = _default_batch_size(batch_size, class_labels, conditional=True)
         labels = _as_class_labels(class_labels, batch_size, self.num_classes, self._execution_device)
         latents = self._initial_noise(batch_size, generator, latents)
         images = self.denoise(latents, num_inference_steps, eta, generator, labels, guidance_scale, callback_on_step_end)
@@ -293,27 +308,33 @@ class CifarLatentDiffusionPipeline(CifarSamplingMixin, DiffusionPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        batch_size: int = 16,
         class_labels: int | list[int] | torch.Tensor | None = None,
+        batch_size: int | None = None,
         guidance_scale: float = 1.0,
-        num_inference_steps: int = 1000,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int = 1000,
         latents: torch.Tensor | None = None,
         eta: float = 0.0,
         output_type: str = "pil",
         callback_on_step_end: StepCallback | None = None,
         return_dict: bool = True,
-    ) -> ImagePipelineOutput | tuple:
-        """Sample images through the latent space; arguments as in [`CifarClassConditionalPipeline.__call__`]
-        (`class_labels` only for a class-conditional UNet)."""
-        labels = None
-        if getattr(self.unet.config, "num_class_embeds", None) is not None:
-            labels = _as_class_labels(class_labels, batch_size, self.unet.config.num_class_embeds - 1, self._execution_device)
-        elif class_labels is not None:
+    ) -> ClassConditionalPipelineOutput | tuple:
+        """Sample images through the latent space; arguments and output as in
+        [`CifarClassConditionalPipeline.__call__`]. `class_labels` and `guidance_scale` need a class-conditional UNet;
+        with an unconditional one `batch_size` defaults to 16 and the output's `class_labels` is `None`."""
+        conditional = getattr(self.unet.config, "num_class_embeds", None) is not None
+        if class_labels is not None and not conditional:
             raise ValueError("class_labels were given but this UNet is unconditional (num_class_embeds is None).")
+        batch_size = _default_batch_size(batch_size, class_labels, conditional)
+        labels = None
+        if conditional:
+            labels = _as_class_labels(class_labels, batch_size, self.unet.config.num_class_embeds - 1, self._execution_device)
         latents = self._initial_noise(batch_size, generator, latents)
         latents = self.denoise(latents, num_inference_steps, eta, generator, labels, guidance_scale, callback_on_step_end)
         images = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         images = self.postprocess(images, output_type)
         self.maybe_free_model_hooks()
-        return ImagePipelineOutput(images=images) if return_dict else (images,)
+        labels = None if labels is None else labels.cpu()
+        if not return_dict:
+            return (images,) if labels is None else (images, labels)
+        return ClassConditionalPipelineOutput(images=images, class_labels=labels)

@@ -2,8 +2,9 @@
 
 Each architecture package exports `CONFIG_CLASS`, `BACKBONE_CLASS`, `MODEL_CLASS`, `PRESETS`
 (named sizes → config arguments) and `CITATION` (the bibtex the model card cites; a `citation(config)` function
-may refine it per variant). This module discovers them, so adding a folder adds its models to
-`create_config`/`create_model`, to the `Auto*` registration, to `hfcifar train MODEL` and to the tests.
+may refine it per variant), and optionally `LEGACY_MODEL_TYPES` (earlier `model_type`s that saved folders may
+carry). This module discovers them, so adding a folder adds its models to `create_config`/`create_model`, to the
+`Auto*` registration, to `hfcifar train MODEL` and to the tests.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from types import ModuleType
 from typing import Callable
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, PreTrainedConfig, PreTrainedModel
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from ..registry import Registry
 
@@ -27,6 +29,7 @@ class Architecture:
     model_class: type[PreTrainedModel]
     presets: dict
     cite: Callable[[PreTrainedConfig], str]
+    legacy_model_types: tuple[str, ...] = ()
 
     def citation(self, config: PreTrainedConfig) -> str:
         """The bibtex of the paper(s) behind this architecture, for the model card."""
@@ -47,7 +50,8 @@ def _discover() -> None:
         if hasattr(module, "CONFIG_CLASS"):
             cite = getattr(module, "citation", None) or (lambda config, text=module.CITATION: text)
             arch = Architecture(
-                info.name, module.CONFIG_CLASS, module.BACKBONE_CLASS, module.MODEL_CLASS, dict(module.PRESETS), cite
+                info.name, module.CONFIG_CLASS, module.BACKBONE_CLASS, module.MODEL_CLASS, dict(module.PRESETS), cite,
+                tuple(getattr(module, "LEGACY_MODEL_TYPES", ())),
             )
             ARCHITECTURES.register(info.name, arch)
             for preset, kwargs in arch.presets.items():
@@ -76,18 +80,26 @@ def create_model(name: str, **overrides) -> PreTrainedModel:
 
 
 def architecture_of(config: PreTrainedConfig) -> Architecture | None:
-    """The zoo architecture a config belongs to (by `model_type`), or None for a model from elsewhere."""
+    """The zoo architecture a config belongs to (by `model_type`, today's or a legacy one), or None for a model from
+    elsewhere."""
     for arch in ARCHITECTURES.values():
-        if arch.config_class.model_type == config.model_type:
+        if config.model_type == arch.config_class.model_type or config.model_type in arch.legacy_model_types:
             return arch
     return None
 
 
 def register_auto_classes() -> None:
-    """Register every config/model with `AutoConfig`, `AutoModel` and `AutoModelForImageClassification`."""
+    """Register every config/model with `AutoConfig`, `AutoModel` and `AutoModelForImageClassification`.
+
+    A legacy `model_type` maps to today's config class, so a folder saved under it loads as today's class (and is
+    saved back under today's `model_type`). `AutoConfig.register` insists that the name equals the class's
+    `model_type`, so the alias goes to the mapping it writes to (`CONFIG_MAPPING.register`) directly.
+    """
     for arch in ARCHITECTURES.values():
         model_type = arch.config_class.model_type
         AutoConfig.register(model_type, arch.config_class, exist_ok=True)
+        for legacy in arch.legacy_model_types:
+            CONFIG_MAPPING.register(legacy, arch.config_class, exist_ok=True)
         AutoModel.register(arch.config_class, arch.backbone_class, exist_ok=True)
         AutoModelForImageClassification.register(arch.config_class, arch.model_class, exist_ok=True)
 

@@ -38,7 +38,7 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        ".distillation": [
+        ".trainer": [
             "PRESETS",
             "STAGES",
             "DefensiveDistillationTrainer",

@@ -123,7 +123,7 @@ def run(ctx: ClaimContext) -> Result:
     from hfcifar.models import create_model
     from hfcifar.training import get_recipe
 
-    from .distillation import DefensiveDistillationTrainer, DefensiveDistillationTrainingArguments
+    from .trainer import DefensiveDistillationTrainer, DefensiveDistillationTrainingArguments
 
     work = ctx.work
     _, held_out = ctx.tensors()

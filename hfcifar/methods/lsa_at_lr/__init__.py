@@ -4,7 +4,7 @@ Khalooei, Homayounpour & Amirmazlaghani, "Layer-wise Regularized Adversarial Tra
 Analysis (LSA) framework" (2022, https://arxiv.org/abs/2202.02626). `layer_sustainability_analysis` ranks a trained
 model's layers by the relative error of their representations under attack and returns the Most Vulnerable Layers
 (`lsa.py`); `ATLRTrainer` adds the layer-wise regularization of those layers to PGD adversarial training
-(`at_lr.py`); `claim.py` compares AT-LR with plain AT at perturbations larger than the training ε.
+(`trainer.py`); `claim.py` compares AT-LR with plain AT at perturbations larger than the training ε.
 """
 
 from hfcifar.methods.base import Method, lazy_exports
@@ -24,11 +24,12 @@ METHOD = Method(
   url     = {https://arxiv.org/abs/2202.02626}
 }""",
 )
+from .trainer import ATLRTrainer, ATLRTrainingArguments, frozen_batch_norm_statistics
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        ".at_lr": ["ATLRTrainer", "ATLRTrainingArguments", "frozen_batch_norm_statistics"],
+        ".trainer": ["ATLRTrainer", "ATLRTrainingArguments", "frozen_batch_norm_statistics"],
         ".lsa": [
             "ACTIVATION_TYPES",
             "LayerRepresentations",

@@ -119,7 +119,7 @@ def run(ctx: ClaimContext) -> Result:
     from hfcifar.models import create_model
     from hfcifar.training import AdversarialTrainer, AdversarialTrainingArguments, get_recipe
 
-    from .at_lr import ATLRTrainer, ATLRTrainingArguments
+    from .trainer import ATLRTrainer, ATLRTrainingArguments
     from .lsa import draw_layer_sustainability
 
     work = ctx.work

@@ -30,6 +30,9 @@ __all__ = [
 CONFIG_CLASS = BinaryResNetConfig
 BACKBONE_CLASS = BinaryResNetModel
 MODEL_CLASS = BinaryResNetForImageClassification
+# `model_type`s this architecture was saved under before the `hfcifar-<folder>` rule: folders that carry them still
+# load, as today's classes (see `hfcifar.models.register_auto_classes`).
+LEGACY_MODEL_TYPES = ("hfcifar-binary-resnet",)
 
 # Wu et al. (2023): ResNet-20 (three stages of 16/32/64 channels, 3 blocks each) with 1-bit weights and activations
 # ("1W/1A", 86.75% on CIFAR-10 with ReSTE) or 1-bit weights only ("1W/32A", 91.32%); the paper's numbers as the

@@ -21,6 +21,34 @@ def default_cifar10_labels(kwargs: dict) -> dict:
     return kwargs
 
 
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_positive
+def check_positive(name: str, value) -> None:
+    """Raise a `ValueError` unless `value` is an integer ≥ 1, or a non-empty list of them."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or any(isinstance(v, (bool, float)) or not hasattr(v, "__index__") or v < 1 for v in values):
+        kind = "a non-empty list of integers ≥ 1" if isinstance(value, (list, tuple)) else "an integer ≥ 1"
+        raise ValueError(f"{name} must be {kind}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_choice
+def check_choice(name: str, value, choices: tuple) -> None:
+    """Raise a `ValueError` listing `choices` unless `value` is one of them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_image_fields
+def check_image_fields(num_channels, image_size, mean, std) -> None:
+    """Raise a `ValueError` unless the input size is positive and `mean`/`std` hold one entry per channel, σ > 0."""
+    check_positive("num_channels", num_channels)
+    check_positive("image_size", image_size)
+    if len(mean) != num_channels or len(std) != num_channels:
+        raise ValueError(f"mean and std need one entry per input channel ({num_channels}); "
+                         f"got {list(mean)} and {list(std)}.")
+    if not all(s > 0 for s in std):
+        raise ValueError(f"std must be positive in every channel; got {list(std)}.")
+
+
 ESTIMATORS = ("reste", "ste")
 POWER_SCHEDULES = ("cosine", "linear")
 #: A binary network binarizes (1 bit) or keeps a tensor real-valued (32 bits, the paper's "1W/32A" activations).
@@ -101,7 +129,7 @@ class BinaryResNetConfig(PreTrainedConfig):
     ```
     """
 
-    model_type = "hfcifar-binary-resnet"
+    model_type = "hfcifar-binary_resnet"
 
     def __init__(
         self,
@@ -123,10 +151,12 @@ class BinaryResNetConfig(PreTrainedConfig):
         std=CIFAR10_STD,
         **kwargs,
     ):
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}; got {estimator!r}.")
-        if reste_power_schedule not in POWER_SCHEDULES:
-            raise ValueError(f"reste_power_schedule must be one of {POWER_SCHEDULES}; got {reste_power_schedule!r}.")
+        check_image_fields(num_channels, image_size, mean, std)
+        check_choice("estimator", estimator, ESTIMATORS)
+        check_choice("reste_power_schedule", reste_power_schedule, POWER_SCHEDULES)
+        check_positive("stem_width", stem_width)
+        check_positive("hidden_sizes", hidden_sizes)
+        check_positive("depths", depths)
         if len(hidden_sizes) != len(depths):
             raise ValueError(f"hidden_sizes and depths need one entry per stage; got {list(hidden_sizes)} and {list(depths)}.")
         if any(later < earlier for earlier, later in zip([stem_width, *hidden_sizes], hidden_sizes)):
@@ -159,6 +189,8 @@ class BinaryResNetConfig(PreTrainedConfig):
         self.ste_threshold = float(ste_threshold)
         self.mean = list(mean)
         self.std = list(std)
+        # A config.json saved before the `hfcifar-<folder>` rule says "hfcifar-binary-resnet": the class attribute wins.
+        kwargs.pop("model_type", None)
         super().__init__(**default_cifar10_labels(kwargs))
 
 

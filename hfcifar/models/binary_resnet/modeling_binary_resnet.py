@@ -329,8 +329,8 @@ class BinaryResNetPreTrainedModel(PreTrainedModel):
     config_class = BinaryResNetConfig
     base_model_prefix = "binary_resnet"
     main_input_name = "pixel_values"
-    # The loss is a mean over the batch (it ignores `num_items_in_batch`): without this, `Trainer` would take the
-    # `**kwargs` of `forward` for loss kwargs and multiply the loss by the number of processes.
+    # The loss is a mean over the batch and `forward` takes no loss kwargs (`num_items_in_batch`): `Trainer` must
+    # neither pass them nor multiply the loss by the number of processes.
     accepts_loss_kwargs = False
     input_modalities = ("image",)
 
@@ -392,7 +392,7 @@ class BinaryResNetModel(BinaryResNetPreTrainedModel):
         self.pooler = nn.AdaptiveAvgPool2d(1)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, return_dict: bool = True, **kwargs):
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, return_dict: bool = True):
         check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
         hidden_states = self.stem(self.normalization(pixel_values))
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -429,7 +429,6 @@ class BinaryResNetForImageClassification(BinaryResNetPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-        **kwargs,
     ):
         outputs = self.binary_resnet(pixel_values, output_hidden_states=output_hidden_states)
         logits = self.classifier(self.feature_norm(outputs.pooler_output))

@@ -20,6 +20,39 @@ def default_cifar10_labels(kwargs: dict) -> dict:
     return kwargs
 
 
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_positive
+def check_positive(name: str, value) -> None:
+    """Raise a `ValueError` unless `value` is an integer ≥ 1, or a non-empty list of them."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or any(isinstance(v, (bool, float)) or not hasattr(v, "__index__") or v < 1 for v in values):
+        kind = "a non-empty list of integers ≥ 1" if isinstance(value, (list, tuple)) else "an integer ≥ 1"
+        raise ValueError(f"{name} must be {kind}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_choice
+def check_choice(name: str, value, choices: tuple) -> None:
+    """Raise a `ValueError` listing `choices` unless `value` is one of them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_image_fields
+def check_image_fields(num_channels, image_size, mean, std) -> None:
+    """Raise a `ValueError` unless the input size is positive and `mean`/`std` hold one entry per channel, σ > 0."""
+    check_positive("num_channels", num_channels)
+    check_positive("image_size", image_size)
+    if len(mean) != num_channels or len(std) != num_channels:
+        raise ValueError(f"mean and std need one entry per input channel ({num_channels}); "
+                         f"got {list(mean)} and {list(std)}.")
+    if not all(s > 0 for s in std):
+        raise ValueError(f"std must be positive in every channel; got {list(std)}.")
+
+
+NET_NORMS = ("instancenorm", "batchnorm", "layernorm", "groupnorm", "none")
+NET_ACTS = ("relu", "leakyrelu", "sigmoid", "swish")
+NET_POOLINGS = ("avgpooling", "maxpooling", "none")
+
+
 class ConvNetConfig(PreTrainedConfig):
     r"""
     Configuration of a [`ConvNetForImageClassification`], the "ConvNet" that dataset condensation and distillation
@@ -81,16 +114,12 @@ class ConvNetConfig(PreTrainedConfig):
         std=CIFAR10_STD,
         **kwargs,
     ):
-        if net_norm not in ("instancenorm", "batchnorm", "layernorm", "groupnorm", "none"):
-            raise ValueError(
-                f"net_norm must be 'instancenorm', 'batchnorm', 'layernorm', 'groupnorm' or 'none'; got {net_norm!r}."
-            )
-        if net_act not in ("relu", "leakyrelu", "sigmoid", "swish"):
-            raise ValueError(f"net_act must be 'relu', 'leakyrelu', 'sigmoid' or 'swish'; got {net_act!r}.")
-        if net_pooling not in ("avgpooling", "maxpooling", "none"):
-            raise ValueError(f"net_pooling must be 'avgpooling', 'maxpooling' or 'none'; got {net_pooling!r}.")
-        if net_depth < 1:
-            raise ValueError(f"net_depth must be at least 1; got {net_depth}.")
+        check_image_fields(num_channels, image_size, mean, std)
+        check_choice("net_norm", net_norm, NET_NORMS)
+        check_choice("net_act", net_act, NET_ACTS)
+        check_choice("net_pooling", net_pooling, NET_POOLINGS)
+        check_positive("net_width", net_width)
+        check_positive("net_depth", net_depth)
         if net_pooling != "none" and image_size % 2**net_depth:
             raise ValueError(f"{net_depth} 2×2 poolings do not divide an image of size {image_size} evenly.")
         if net_norm == "groupnorm" and net_width % 4:

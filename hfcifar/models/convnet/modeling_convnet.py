@@ -122,8 +122,8 @@ class ConvNetPreTrainedModel(PreTrainedModel):
     config_class = ConvNetConfig
     base_model_prefix = "convnet"
     main_input_name = "pixel_values"
-    # The loss is a mean over the batch (it ignores `num_items_in_batch`): without this, `Trainer` would take the
-    # `**kwargs` of `forward` for loss kwargs and multiply the loss by the number of processes.
+    # The loss is a mean over the batch and `forward` takes no loss kwargs (`num_items_in_batch`): `Trainer` must
+    # neither pass them nor multiply the loss by the number of processes.
     accepts_loss_kwargs = False
     input_modalities = ("image",)
 
@@ -161,7 +161,7 @@ class ConvNetModel(ConvNetPreTrainedModel):
         self.blocks = nn.ModuleList(ConvNetBlock(c_in, size, config) for c_in, size in zip(in_channels, sizes))
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, return_dict: bool = True, **kwargs):
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, return_dict: bool = True):
         check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
         hidden_states = self.normalization(pixel_values)
         all_hidden_states = () if output_hidden_states else None
@@ -194,7 +194,6 @@ class ConvNetForImageClassification(ConvNetPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-        **kwargs,
     ):
         outputs = self.convnet(pixel_values, output_hidden_states=output_hidden_states)
         logits = self.classifier(outputs.pooler_output)

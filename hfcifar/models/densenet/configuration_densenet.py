@@ -20,6 +20,34 @@ def default_cifar10_labels(kwargs: dict) -> dict:
     return kwargs
 
 
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_positive
+def check_positive(name: str, value) -> None:
+    """Raise a `ValueError` unless `value` is an integer ≥ 1, or a non-empty list of them."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or any(isinstance(v, (bool, float)) or not hasattr(v, "__index__") or v < 1 for v in values):
+        kind = "a non-empty list of integers ≥ 1" if isinstance(value, (list, tuple)) else "an integer ≥ 1"
+        raise ValueError(f"{name} must be {kind}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_probability
+def check_probability(name: str, value) -> None:
+    """Raise a `ValueError` unless `value` is a number in [0, 1] (a dropout rate, a momentum)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_image_fields
+def check_image_fields(num_channels, image_size, mean, std) -> None:
+    """Raise a `ValueError` unless the input size is positive and `mean`/`std` hold one entry per channel, σ > 0."""
+    check_positive("num_channels", num_channels)
+    check_positive("image_size", image_size)
+    if len(mean) != num_channels or len(std) != num_channels:
+        raise ValueError(f"mean and std need one entry per input channel ({num_channels}); "
+                         f"got {list(mean)} and {list(std)}.")
+    if not all(s > 0 for s in std):
+        raise ValueError(f"std must be positive in every channel; got {list(std)}.")
+
+
 class DenseNetConfig(PreTrainedConfig):
     r"""
     Configuration of a [`DenseNetForImageClassification`] ("Densely Connected Convolutional Networks", Huang et al.,
@@ -80,10 +108,16 @@ class DenseNetConfig(PreTrainedConfig):
         std=CIFAR10_STD,
         **kwargs,
     ):
-        if len(block_config) == 0 or min(block_config) < 1:
-            raise ValueError(f"block_config needs dense blocks of at least one layer; got {block_config}.")
-        if not 0 < compression <= 1:
-            raise ValueError(f"compression must lie in (0, 1]; got {compression}.")
+        check_image_fields(num_channels, image_size, mean, std)
+        check_positive("growth_rate", growth_rate)
+        check_positive("block_config", block_config)  # dense blocks of at least one layer
+        if 2 ** (len(block_config) - 1) > image_size:
+            raise ValueError(f"The {len(block_config) - 1} transitions halve the image: block_config="
+                             f"{list(block_config)} has too many dense blocks for an image of size {image_size}.")
+        if isinstance(compression, bool) or not isinstance(compression, (int, float)) or not 0 < compression <= 1:
+            raise ValueError(f"compression must lie in (0, 1]; got {compression!r}.")
+        check_positive("bottleneck_width", bottleneck_width)
+        check_probability("dropout_rate", dropout_rate)
         self.num_channels = num_channels
         self.image_size = image_size
         self.growth_rate = growth_rate

@@ -147,8 +147,8 @@ class DenseNetPreTrainedModel(PreTrainedModel):
     config_class = DenseNetConfig
     base_model_prefix = "densenet"
     main_input_name = "pixel_values"
-    # The loss is a mean over the batch (it ignores `num_items_in_batch`): without this, `Trainer` would take the
-    # `**kwargs` of `forward` for loss kwargs and multiply the loss by the number of processes.
+    # The loss is a mean over the batch and `forward` takes no loss kwargs (`num_items_in_batch`): `Trainer` must
+    # neither pass them nor multiply the loss by the number of processes.
     accepts_loss_kwargs = False
     input_modalities = ("image",)
 
@@ -193,7 +193,7 @@ class DenseNetModel(DenseNetPreTrainedModel):
         self.pooler = nn.AdaptiveAvgPool2d(1)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, return_dict: bool = True, **kwargs):
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, return_dict: bool = True):
         check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
         hidden_states = self.stem(self.normalization(pixel_values))
         all_hidden_states = (hidden_states,) if output_hidden_states else None
@@ -226,7 +226,6 @@ class DenseNetForImageClassification(DenseNetPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-        **kwargs,
     ):
         outputs = self.densenet(pixel_values, output_hidden_states=output_hidden_states)
         logits = self.classifier(outputs.pooler_output)

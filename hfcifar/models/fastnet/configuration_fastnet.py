@@ -20,6 +20,44 @@ def default_cifar10_labels(kwargs: dict) -> dict:
     return kwargs
 
 
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_positive
+def check_positive(name: str, value) -> None:
+    """Raise a `ValueError` unless `value` is an integer ≥ 1, or a non-empty list of them."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or any(isinstance(v, (bool, float)) or not hasattr(v, "__index__") or v < 1 for v in values):
+        kind = "a non-empty list of integers ≥ 1" if isinstance(value, (list, tuple)) else "an integer ≥ 1"
+        raise ValueError(f"{name} must be {kind}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_choice
+def check_choice(name: str, value, choices: tuple) -> None:
+    """Raise a `ValueError` listing `choices` unless `value` is one of them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_probability
+def check_probability(name: str, value) -> None:
+    """Raise a `ValueError` unless `value` is a number in [0, 1] (a dropout rate, a momentum)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_image_fields
+def check_image_fields(num_channels, image_size, mean, std) -> None:
+    """Raise a `ValueError` unless the input size is positive and `mean`/`std` hold one entry per channel, σ > 0."""
+    check_positive("num_channels", num_channels)
+    check_positive("image_size", image_size)
+    if len(mean) != num_channels or len(std) != num_channels:
+        raise ValueError(f"mean and std need one entry per input channel ({num_channels}); "
+                         f"got {list(mean)} and {list(std)}.")
+    if not all(s > 0 for s in std):
+        raise ValueError(f"std must be positive in every channel; got {list(std)}.")
+
+
+HIDDEN_ACTS = ("gelu", "relu")
+
+
 class FastNetConfig(PreTrainedConfig):
     r"""
     Configuration of a [`FastNetForImageClassification`]: a stem convolution followed by blocks of
@@ -38,7 +76,7 @@ class FastNetConfig(PreTrainedConfig):
         hidden_act (`str`, *optional*, defaults to `"gelu"`):
             Activation after every batch norm (`"gelu"` or `"relu"`).
         batch_norm_momentum (`float`, *optional*, defaults to 0.1):
-            Momentum of the running statistics of every batch norm.
+            Momentum of the running statistics of every batch norm, in [0, 1] (`None`: a cumulative average).
         logit_scale (`float`, *optional*, defaults to `1/9`):
             Constant the logits are multiplied by; a small scale keeps early logits soft.
         mean (`list[float]`, *optional*, defaults to the CIFAR-10 channel means):
@@ -73,6 +111,17 @@ class FastNetConfig(PreTrainedConfig):
         std=CIFAR10_STD,
         **kwargs,
     ):
+        check_image_fields(num_channels, image_size, mean, std)
+        check_positive("stem_width", stem_width)
+        check_positive("widths", widths)
+        if 2 ** len(widths) > image_size:
+            raise ValueError(f"Each of the {len(widths)} blocks halves the image: an image of size {image_size} "
+                             f"allows at most {image_size.bit_length() - 1}; got widths={list(widths)}.")
+        check_choice("hidden_act", hidden_act, HIDDEN_ACTS)
+        if batch_norm_momentum is not None:
+            check_probability("batch_norm_momentum", batch_norm_momentum)
+        if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)) or not logit_scale > 0:
+            raise ValueError(f"logit_scale must be a positive number; got {logit_scale!r}.")
         self.num_channels = num_channels
         self.image_size = image_size
         self.stem_width = stem_width

@@ -20,6 +20,37 @@ def default_cifar10_labels(kwargs: dict) -> dict:
     return kwargs
 
 
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_positive
+def check_positive(name: str, value) -> None:
+    """Raise a `ValueError` unless `value` is an integer ≥ 1, or a non-empty list of them."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or any(isinstance(v, (bool, float)) or not hasattr(v, "__index__") or v < 1 for v in values):
+        kind = "a non-empty list of integers ≥ 1" if isinstance(value, (list, tuple)) else "an integer ≥ 1"
+        raise ValueError(f"{name} must be {kind}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_choice
+def check_choice(name: str, value, choices: tuple) -> None:
+    """Raise a `ValueError` listing `choices` unless `value` is one of them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_image_fields
+def check_image_fields(num_channels, image_size, mean, std) -> None:
+    """Raise a `ValueError` unless the input size is positive and `mean`/`std` hold one entry per channel, σ > 0."""
+    check_positive("num_channels", num_channels)
+    check_positive("image_size", image_size)
+    if len(mean) != num_channels or len(std) != num_channels:
+        raise ValueError(f"mean and std need one entry per input channel ({num_channels}); "
+                         f"got {list(mean)} and {list(std)}.")
+    if not all(s > 0 for s in std):
+        raise ValueError(f"std must be positive in every channel; got {list(std)}.")
+
+
+HIDDEN_ACTS = ("relu", "relu6")
+
+
 class CifarMobileNetV2Config(PreTrainedConfig):
     r"""
     Configuration of a [`CifarMobileNetV2ForImageClassification`] ("MobileNetV2: Inverted Residuals and Linear
@@ -106,12 +137,19 @@ class CifarMobileNetV2Config(PreTrainedConfig):
         std=CIFAR10_STD,
         **kwargs,
     ):
+        check_image_fields(num_channels, image_size, mean, std)
         if len(inverted_residual_setting) == 0 or any(len(row) != 4 for row in inverted_residual_setting):
             raise ValueError(
                 f"inverted_residual_setting needs one [t, c, n, s] row per stage; got {inverted_residual_setting!r}."
             )
-        if hidden_act not in ("relu", "relu6"):
-            raise ValueError(f"hidden_act must be 'relu' or 'relu6'; got {hidden_act!r}.")
+        for row in inverted_residual_setting:
+            check_positive("every [t, c, n, s] row of inverted_residual_setting", row)
+        check_positive("stem_channels", stem_channels)
+        check_positive("last_channels", last_channels)
+        check_positive("channel_divisor", channel_divisor)
+        if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) or width_multiplier <= 0:
+            raise ValueError(f"width_multiplier must be a positive number; got {width_multiplier!r}.")
+        check_choice("hidden_act", hidden_act, HIDDEN_ACTS)
         self.num_channels = num_channels
         self.image_size = image_size
         self.stem_channels = stem_channels

@@ -21,6 +21,38 @@ def default_cifar10_labels(kwargs: dict) -> dict:
     return kwargs
 
 
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_positive
+def check_positive(name: str, value) -> None:
+    """Raise a `ValueError` unless `value` is an integer ≥ 1, or a non-empty list of them."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or any(isinstance(v, (bool, float)) or not hasattr(v, "__index__") or v < 1 for v in values):
+        kind = "a non-empty list of integers ≥ 1" if isinstance(value, (list, tuple)) else "an integer ≥ 1"
+        raise ValueError(f"{name} must be {kind}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_choice
+def check_choice(name: str, value, choices: tuple) -> None:
+    """Raise a `ValueError` listing `choices` unless `value` is one of them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_image_fields
+def check_image_fields(num_channels, image_size, mean, std) -> None:
+    """Raise a `ValueError` unless the input size is positive and `mean`/`std` hold one entry per channel, σ > 0."""
+    check_positive("num_channels", num_channels)
+    check_positive("image_size", image_size)
+    if len(mean) != num_channels or len(std) != num_channels:
+        raise ValueError(f"mean and std need one entry per input channel ({num_channels}); "
+                         f"got {list(mean)} and {list(std)}.")
+    if not all(s > 0 for s in std):
+        raise ValueError(f"std must be positive in every channel; got {list(std)}.")
+
+
+BLOCK_TYPES = ("basic", "bottleneck")
+SHORTCUT_TYPES = ("projection", "identity_pad")
+
+
 class CifarResNetConfig(PreTrainedConfig):
     r"""
     Configuration of a [`CifarResNetForImageClassification`]: a 3×3 stem convolution (no max-pool, CIFAR images are
@@ -92,10 +124,14 @@ class CifarResNetConfig(PreTrainedConfig):
         std=CIFAR10_STD,
         **kwargs,
     ):
-        if block_type not in ("basic", "bottleneck"):
-            raise ValueError(f"block_type must be 'basic' or 'bottleneck'; got {block_type!r}.")
-        if shortcut_type not in ("projection", "identity_pad"):
-            raise ValueError(f"shortcut_type must be 'projection' or 'identity_pad'; got {shortcut_type!r}.")
+        check_image_fields(num_channels, image_size, mean, std)
+        check_choice("block_type", block_type, BLOCK_TYPES)
+        check_choice("shortcut_type", shortcut_type, SHORTCUT_TYPES)
+        check_positive("stem_width", stem_width)
+        check_positive("hidden_sizes", hidden_sizes)
+        check_positive("depths", depths)
+        check_positive("groups", groups)
+        check_positive("width_per_group", width_per_group)
         if len(hidden_sizes) != len(depths):
             raise ValueError(f"hidden_sizes and depths need one entry per stage; got {list(hidden_sizes)} and {list(depths)}.")
         if block_type == "basic" and (groups != 1 or width_per_group != 64):

@@ -121,8 +121,8 @@ class VGGPreTrainedModel(PreTrainedModel):
     config_class = VGGConfig
     base_model_prefix = "vgg"
     main_input_name = "pixel_values"
-    # The loss is a mean over the batch (it ignores `num_items_in_batch`): without this, `Trainer` would take the
-    # `**kwargs` of `forward` for loss kwargs and multiply the loss by the number of processes.
+    # The loss is a mean over the batch and `forward` takes no loss kwargs (`num_items_in_batch`): `Trainer` must
+    # neither pass them nor multiply the loss by the number of processes.
     accepts_loss_kwargs = False
     input_modalities = ("image",)
 
@@ -156,7 +156,7 @@ class VGGModel(VGGPreTrainedModel):
         self.stages = nn.ModuleList(VGGStage(channels, pool, config) for channels, pool in stages)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, return_dict: bool = True, **kwargs):
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, return_dict: bool = True):
         check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
         hidden_states = self.normalization(pixel_values)
         all_hidden_states = () if output_hidden_states else None
@@ -190,7 +190,6 @@ class VGGForImageClassification(VGGPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-        **kwargs,
     ):
         outputs = self.vgg(pixel_values, output_hidden_states=output_hidden_states)
         logits = self.classifier(outputs.pooler_output)

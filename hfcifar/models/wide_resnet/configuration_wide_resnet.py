@@ -20,6 +20,34 @@ def default_cifar10_labels(kwargs: dict) -> dict:
     return kwargs
 
 
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_positive
+def check_positive(name: str, value) -> None:
+    """Raise a `ValueError` unless `value` is an integer ≥ 1, or a non-empty list of them."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or any(isinstance(v, (bool, float)) or not hasattr(v, "__index__") or v < 1 for v in values):
+        kind = "a non-empty list of integers ≥ 1" if isinstance(value, (list, tuple)) else "an integer ≥ 1"
+        raise ValueError(f"{name} must be {kind}; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_probability
+def check_probability(name: str, value) -> None:
+    """Raise a `ValueError` unless `value` is a number in [0, 1] (a dropout rate, a momentum)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}.")
+
+
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_image_fields
+def check_image_fields(num_channels, image_size, mean, std) -> None:
+    """Raise a `ValueError` unless the input size is positive and `mean`/`std` hold one entry per channel, σ > 0."""
+    check_positive("num_channels", num_channels)
+    check_positive("image_size", image_size)
+    if len(mean) != num_channels or len(std) != num_channels:
+        raise ValueError(f"mean and std need one entry per input channel ({num_channels}); "
+                         f"got {list(mean)} and {list(std)}.")
+    if not all(s > 0 for s in std):
+        raise ValueError(f"std must be positive in every channel; got {list(std)}.")
+
+
 class WideResNetConfig(PreTrainedConfig):
     r"""
     Configuration of a [`WideResNetForImageClassification`] ("Wide Residual Networks", Zagoruyko & Komodakis,
@@ -71,8 +99,11 @@ class WideResNetConfig(PreTrainedConfig):
         std=CIFAR10_STD,
         **kwargs,
     ):
-        if depth < 10 or (depth - 4) % 6:
+        check_image_fields(num_channels, image_size, mean, std)
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
             raise ValueError(f"A Wide ResNet has depth 6n + 4 with n >= 1 blocks per group (10, 16, 22, 28, ...); got {depth}.")
+        check_positive("widen_factor", widen_factor)
+        check_probability("dropout_rate", dropout_rate)
         self.num_channels = num_channels
         self.image_size = image_size
         self.depth = depth
