@@ -32,6 +32,7 @@ METHOD = Method(
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
+        ".plots": ["plot_additivity", "plot_distortion_curves"],
         ".rd": [
             "AdditivityCheck",
             "DistortionCurves",
@@ -42,8 +43,6 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "dynamic_programming",
             "network_outputs",
             "output_distortion",
-            "plot_additivity",
-            "plot_distortion_curves",
             "pruned",
             "random_allocations",
             "rd_masks",

@@ -121,7 +121,8 @@ def run(ctx: ClaimContext) -> Result:
     from hfcifar.pruning import PruningTrainer, PruningTrainingArguments, compute_masks, prunable_layers
     from hfcifar.training import get_recipe
 
-    from .rd import additivity_check, network_outputs, plot_additivity, plot_distortion_curves, random_allocations, sparsity_grid
+    from .plots import plot_additivity, plot_distortion_curves
+    from .rd import additivity_check, network_outputs, random_allocations, sparsity_grid
 
     work = ctx.work
     train, held_out = ctx.tensors()
