@@ -17,6 +17,12 @@ for _arch in ARCHITECTURES.values():
 
 from .pipelines import register_pipelines  # noqa: E402
 from .training import CifarTrainer, CifarTrainingArguments, train_classifier  # noqa: E402
+from .registry import provide  # noqa: E402
+
+# The diffusion training families, registered lazily (diffusers loads when `hfcifar train` meets one of their models).
+provide("training family", "diffusion", "hfcifar.diffusion.run:DIFFUSION_FAMILY")
+provide("training family", "autoencoder", "hfcifar.diffusion.autoencoder:AUTOENCODER_FAMILY")
+
 from . import quantization  # noqa: E402,F401  (registers the `qfx` quantizer with transformers)
 
 register_pipelines()

@@ -1,17 +1,25 @@
 """The `hfcifar` command line: `train`, `eval`, `push`, `methods`, `reproduce`.
 
-`hfcifar train` and `accelerate launch -m hfcifar.train` share one code path (`train_classifier`).
+`hfcifar train` and `accelerate launch -m hfcifar.train` share one code path (`run_train`): it finds the model's
+training family (`hfcifar.training.TRAINING_FAMILIES`: classifier, diffusion, autoencoder, …), parses the flags with
+`transformers.HfArgumentParser` over that family's arguments class, and calls the family's train function.
+
+Exit status: 0 done, 2 an argument error found before the run starts, 1 a failure during the run (see `main`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
+import traceback
 from fractions import Fraction
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
 
 
 def _number(text: str) -> float:
@@ -36,32 +44,27 @@ def _metric_option(text: str) -> tuple[str, object]:
     return key, int(number) if number.denominator == 1 and "." not in value else float(number)
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    from .models import DEFAULT_MODEL
+class UsageError(Exception):
+    """A command-line argument error found before any work starts: printed without a traceback, exit status 2."""
 
-    parser.add_argument("model", nargs="?", default=DEFAULT_MODEL,
-                        help=f"model preset (see `hfcifar train --list-models`) or a folder to fine-tune; default {DEFAULT_MODEL}")
-    parser.add_argument("--dataset", default=None,
-                        help="Hub id or local folder with CIFAR-10's schema; default $HFCIFAR_DATASET, then uoft-cs/cifar10")
-    parser.add_argument("--eval-dataset", default=None,
-                        help="evaluate on this data instead (its test split, else its train split); "
-                             "training then uses the whole train split of --dataset")
-    parser.add_argument("--output", default=None, help="run folder (default runs/MODEL)")
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float, default=None, help="training epochs (overrides the recipe)")
-    length.add_argument("--max-steps", type=int, default=None, help="training steps (overrides --epochs)")
-    parser.add_argument("--time-budget-minutes", type=float, default=None, help="fit the learning-rate schedule into M minutes of training, then stop cleanly and save")
-    parser.add_argument("--batch-size", type=int, default=None, help="per-process batch size")
-    parser.add_argument("--lr", type=_number, default=None, help="peak learning rate")
-    parser.add_argument("--recipe", default=None, help="training recipe (see --list-models); default: the model's")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--validation-size", type=_number, default=None,
-                        help="fraction held out for validation when the dataset has no test split (default 0.1)")
-    run = parser.add_mutually_exclusive_group()
-    run.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
-    run.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    parser.add_argument("--list-models", action="store_true", help="list model presets and recipes, then exit")
+
+# The short flags of `hfcifar train` that name a training argument: flag → (field, type, help).
+TRAINING_ARGUMENT_ALIASES = {
+    "--output": ("output_dir", str, "run folder (default runs/MODEL)"),
+    "--epochs": ("num_train_epochs", _number, "training epochs (overrides the recipe)"),
+    "--batch-size": ("per_device_train_batch_size", int, "per-process batch size"),
+    "--lr": ("learning_rate", _number, "peak learning rate, e.g. 0.05 or 1/20"),
+}
+
+
+def _pruning_applies(family) -> bool:
+    """Pruning (`--prune`) trains through `PruningTrainer`, whose arguments extend the family's."""
+    from .pruning import PruningTrainingArguments
+
+    return issubclass(PruningTrainingArguments, family.arguments_class)
+
+
+def _add_pruning_arguments(parser: argparse.ArgumentParser) -> None:
     pruning = parser.add_argument_group("pruning", "train (or fine-tune a folder) with hfcifar.pruning.PruningTrainer")
     pruning.add_argument("--prune", default=None, metavar="METHOD",
                          help="pruning method: global (Global MP), uniform (layer-wise MP) or one a method registers (rd)")
@@ -77,43 +80,70 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     pruning.add_argument("--pruning-calibration-examples", type=int, default=None,
                          help="training images handed to the mask function (RD's distortion curves); default 128 for "
                               "--prune rd, else 0")
-    diffusion = parser.add_argument_group("diffusion", "for UNet presets (ddpm-small, ddpm-small-cfg, …; see --list-models) "
-                                                       "and pipeline folders: hfcifar.diffusion.DiffusionTrainer")
-    diffusion.add_argument("--noise-schedule", default=None, help="β schedule: linear (default), cosine, scaled-linear, sigmoid")
-    diffusion.add_argument("--prediction-type", default=None, help="epsilon (default), v_prediction or sample")
-    diffusion.add_argument("--label-dropout", type=_number, default=None,
-                           help="class-conditional UNets: null-class probability for classifier-free guidance (default 0.1)")
-    diffusion.add_argument("--ema-decay", type=_number, default=None, help="EMA decay of the saved weights (default: the recipe's)")
-    diffusion.add_argument("--sample-every-steps", type=int, default=None, help="save a sample grid every N steps (default: at the end)")
-    diffusion.add_argument("--vae", default=None, metavar="DIR",
-                           help="latent diffusion: train on the latents of this AutoencoderKL (e.g. from `hfcifar train vae-small`)")
 
 
-def _is_diffusion_model(model: str) -> bool:
-    from .diffusion.unets import is_unet_preset
+def train_parser(family, add_help: bool = True) -> argparse.ArgumentParser:
+    """The parser of `hfcifar train` for a model of `family`: a `transformers.HfArgumentParser` over the shared run
+    options (`RunArguments`), the family's arguments class (every `TrainingArguments` flag, in both spellings:
+    `--gradient_accumulation_steps` / `--gradient-accumulation-steps`) and the family's own options, plus the short
+    flags (`--output`, `--epochs`, `--batch-size`, `--lr`, `--no-progress`) and, for classifiers, pruning.
 
-    return is_unet_preset(model) or (Path(model) / "model_index.json").is_file()
+    Training-argument flags have no parsed default: what the command line does not set comes from the recipe.
+    """
+    from transformers import HfArgumentParser
+
+    from .models import DEFAULT_MODEL
+    from .training import RunArguments
+
+    classes = [RunArguments, family.arguments_class, *([family.options_class] if family.options_class else [])]
+    parser = HfArgumentParser(
+        classes, prog="hfcifar train", add_help=add_help, formatter_class=argparse.HelpFormatter,
+        usage="hfcifar train [MODEL] [--dataset DIR] [--output DIR] [--recipe NAME] [--max-steps N] "
+              "[--time-budget-minutes M] [any TrainingArguments flag …]",
+        description=f"Train a model of the {family.name} family: {family.description} (same job as "
+                    f"`accelerate launch -m hfcifar.train`). Every "
+                    f"{family.arguments_class.__name__} field is a flag; the recipe gives the values not set here.")
+    parser.add_argument("model", nargs="?", default=DEFAULT_MODEL,
+                        help=f"model preset (see `hfcifar train --list-models`) or a folder to fine-tune; default {DEFAULT_MODEL}")
+    parser.add_argument("--list-models", action="store_true", help="list model presets and recipes, then exit")
+    short = parser.add_argument_group("short flags", "aliases of training arguments")
+    for flag, (dest, kind, text) in TRAINING_ARGUMENT_ALIASES.items():
+        short.add_argument(flag, dest=dest, type=kind, help=f"{text} (= --{dest})")
+    short.add_argument("--no-progress", dest="disable_tqdm", action="store_const", const=True,
+                       help="no progress bars, logs only (= --disable_tqdm true)")
+    if _pruning_applies(family):
+        _add_pruning_arguments(parser)
+    training_fields = {f.name for f in dataclasses.fields(family.arguments_class)}
+    for action in parser._actions:
+        if action.dest in training_fields:
+            action.default = argparse.SUPPRESS  # explicit flags only: the recipe fills the rest
+    return parser
 
 
-def _is_autoencoder(model: str) -> bool:
-    from .diffusion.autoencoder import VAE_PRESETS
+def _unrecognized(arguments: list[str], family, model: str) -> str:
+    """The error for flags the model's parser does not know, naming the family a flag belongs to."""
+    from .training import families
 
-    return model in VAE_PRESETS
-
-
-def _diffusion_options(args: argparse.Namespace) -> dict:
-    options = {"noise_schedule": args.noise_schedule, "prediction_type": args.prediction_type,
-               "label_dropout": args.label_dropout, "ema_decay": args.ema_decay,
-               "sample_every_steps": args.sample_every_steps, "vae": args.vae}
-    return {k: v for k, v in options.items() if v is not None}
+    flags = [a.split("=", 1)[0] for a in arguments if a.startswith("--")]
+    for other in families():
+        if other.name == family.name:
+            continue
+        known = train_parser(other, add_help=False)._option_string_actions
+        theirs = [flag for flag in flags if flag in known]
+        if theirs:
+            example = next(iter(other.presets()), "")
+            return (f"{'/'.join(theirs)} {'is an option' if len(theirs) == 1 else 'are options'} of the {other.name} "
+                    f"family ({other.description}{f', e.g. {example}' if example else ''}), but {model!r} is in the "
+                    f"{family.name} family ({family.description}).")
+    return f"unrecognized arguments: {' '.join(arguments)}"
 
 
 def _method_trainer(args: argparse.Namespace) -> dict:
     """The `train_classifier` arguments of a method trainer chosen on the command line (today: pruning)."""
-    if args.prune is None and args.sparsity is None:
+    if getattr(args, "prune", None) is None and getattr(args, "sparsity", None) is None:
         return {}
     if args.prune is None or args.sparsity is None:
-        raise ValueError("--prune METHOD and --sparsity S go together, e.g. --prune global --sparsity 0.9.")
+        raise UsageError("--prune METHOD and --sparsity S go together, e.g. --prune global --sparsity 0.9.")
     from .pruning import PruningTrainer, PruningTrainingArguments
 
     return dict(trainer_class=PruningTrainer, args_class=PruningTrainingArguments, pruning_method=args.prune,
@@ -125,94 +155,76 @@ def _method_trainer(args: argparse.Namespace) -> dict:
                                               is not None else 128 if args.prune == "rd" else 0))
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from .models import list_models
-    from .training import RECIPES, default_recipe, train_classifier
+def list_models() -> int:
+    from .training import default_recipe, families, recipes_of
 
-    from .diffusion.autoencoder import VAE_PRESETS
-    from .diffusion.unets import list_unets
+    for family in families():
+        for name in family.presets():
+            print(f"{name:24s} recipe={default_recipe(name, family):12s} {family.name}")
+    print("recipes:", "; ".join(f"{', '.join(recipes_of(f.name))} ({f.name})" for f in families() if recipes_of(f.name)))
+    return 0
 
-    if args.list_models:
-        for name in list_models():
-            print(f"{name:24s} recipe={default_recipe(name)}")
-        for name in list_unets():
-            print(f"{name:24s} recipe={default_recipe(name)}  (diffusion UNet)")
-        for name in sorted(VAE_PRESETS):
-            print(f"{name:24s} recipe=ddpm-quick  (AutoencoderKL for latent diffusion)")
-        print("recipes:", ", ".join(sorted(RECIPES)))
+
+@dataclasses.dataclass
+class TrainCommand:
+    """`hfcifar train …` parsed and checked: the model's family, and the keyword arguments of its train function."""
+
+    family: object
+    model: str
+    run: object  # the TrainingRun
+    train_options: dict
+
+    def training_arguments(self):
+        """The arguments object the run will train with (built and validated again by the train function)."""
+        return self.run.arguments(self.family, self.train_options.get("args_class"))[1]
+
+
+def parse_train(argv: list[str]) -> TrainCommand | None:
+    """Parse `hfcifar train` flags (None after --list-models); bad ones raise `UsageError` or exit 2 (argparse)."""
+    from .models import DEFAULT_MODEL
+    from .training import RunArguments, TrainingRun, family_of
+
+    first, _ = train_parser(family_of(DEFAULT_MODEL), add_help=False).parse_known_args(argv)
+    if first.list_models:
+        list_models()
+        return None
+    try:
+        family = family_of(first.model)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    parser = train_parser(family)
+    namespace, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(_unrecognized(unknown, family, namespace.model))  # exits with status 2
+
+    values = vars(namespace)
+    training_fields = {f.name for f in dataclasses.fields(family.arguments_class)}
+    explicit = {key: value for key, value in values.items() if key in training_fields}
+    output_dir = explicit.pop("output_dir", None)
+    run_options = {f.name: values[f.name] for f in dataclasses.fields(RunArguments)}
+    family_options = {f.name: values[f.name] for f in dataclasses.fields(family.options_class)
+                      if values[f.name] is not None} if family.options_class else {}
+    method = _method_trainer(namespace)
+    classes = {key: method.pop(key) for key in ("trainer_class", "args_class") if key in method}
+    try:  # every value is checked before the run: the recipe of the model's family, the arguments it builds
+        run = TrainingRun.from_options(namespace.model, output_dir=output_dir, **run_options, **explicit, **method)
+        run.arguments(family, classes.get("args_class"))
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from error
+    options = {"output_dir": run.output_dir, **run_options, **explicit, **method, **classes, **family_options}
+    return TrainCommand(family, namespace.model, run, options)
+
+
+def run_train(argv: list[str]) -> int:
+    """`hfcifar train [MODEL] [flags]`: find the model's training family, parse its flags, check them, train."""
+    command = parse_train(argv)
+    if command is None:
         return 0
-    output = args.output or f"runs/{Path(args.model).name}"
-    if _is_diffusion_model(args.model):
-        return _run_train_diffusion(args, output)
-    if _is_autoencoder(args.model):
-        return _run_train_vae(args, output)
-    if _diffusion_options(args):
-        raise ValueError(f"--noise-schedule/--prediction-type/--label-dropout/--ema-decay/--sample-every-steps/--vae are for "
-                         f"diffusion UNets (e.g. ddpm-small); {args.model!r} is a classifier.")
-    summary = train_classifier(
-        model=args.model,
-        dataset=args.dataset,
-        output_dir=output,
-        recipe=args.recipe,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        time_budget_minutes=args.time_budget_minutes,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        seed=args.seed,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        validation_size=args.validation_size,
-        eval_dataset=args.eval_dataset,
-        disable_tqdm=args.no_progress,
-        **_method_trainer(args),
-    )
+    summary = command.family.train(command.model, **command.train_options)
     from accelerate import PartialState
 
-    if PartialState().is_main_process:
-        pruned = f", sparsity {summary['pruning']['sparsity']:.1%}" if "pruning" in summary else ""
-        print(
-            f"{summary['model']}: {summary['eval_split']} accuracy {summary['eval_accuracy']:.4f} on "
-            f"{summary['num_eval_examples']} images after {summary['global_step']} steps{pruned} "
-            f"({summary['train_runtime_seconds']:.0f} s, {summary['num_processes']} process(es)) → {output}"
-        )
-    return 0
-
-
-def _run_train_diffusion(args: argparse.Namespace, output: str) -> int:
-    from accelerate import PartialState
-
-    from .diffusion import train_diffusion
-
-    if args.prune is not None or args.sparsity is not None:
-        raise ValueError("--prune/--sparsity apply to classifiers, not to diffusion UNets.")
-    summary = train_diffusion(
-        model=args.model, dataset=args.dataset, output_dir=output, recipe=args.recipe, epochs=args.epochs,
-        max_steps=args.max_steps, time_budget_minutes=args.time_budget_minutes, batch_size=args.batch_size,
-        learning_rate=args.lr, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
-        validation_size=args.validation_size, eval_dataset=args.eval_dataset, disable_tqdm=args.no_progress,
-        **_diffusion_options(args),
-    )
-    if PartialState().is_main_process:
-        print(f"{summary['model']}: {summary['eval_split']} denoising loss {summary['eval_loss']:.4f} after "
-              f"{summary['global_step']} steps ({summary['train_runtime_seconds']:.0f} s, {summary['num_processes']} "
-              f"process(es)) → {output} ({summary['pipeline']}; samples in {output}/samples/)")
-    return 0
-
-
-def _run_train_vae(args: argparse.Namespace, output: str) -> int:
-    from accelerate import PartialState
-
-    from .diffusion import train_vae
-
-    summary = train_vae(model=args.model, dataset=args.dataset, output_dir=output, recipe=args.recipe or "ddpm-quick",
-                        epochs=args.epochs, max_steps=args.max_steps, time_budget_minutes=args.time_budget_minutes,
-                        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, resume=args.resume,
-                        overwrite=args.overwrite, disable_tqdm=args.no_progress)
-    if PartialState().is_main_process:
-        print(f"{summary['model']}: {summary['eval_split']} reconstruction MSE {summary['eval_reconstruction_mse']:.4f} "
-              f"(images in [-1, 1]), latents {summary['latent_shape'][0]}×{summary['latent_shape'][1]}² scaled by "
-              f"{summary['scaling_factor']:.3f} → {output} (use: hfcifar train ddpm-small --vae {output})")
+    if PartialState().is_main_process and command.family.describe is not None:
+        print(command.family.describe(summary, str(command.run.output_dir)))
     return 0
 
 
@@ -285,8 +297,6 @@ def _positive_minutes(text: str) -> float:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    import traceback
-
     from .data import DatasetSchemaError, DatasetUnavailableError
     from .methods import method_info
     from .reproduce import (ClaimCheckError, claim_check_slugs, load_claim_module, plan_text, run_claim_check,
@@ -367,9 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfcifar", description="CIFAR-10 research methods, the Hugging Face way.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train a classifier (same job as `accelerate launch -m hfcifar.train`)")
-    add_train_arguments(train)
-    train.set_defaults(func=run_train)
+    # `main` hands `hfcifar train …` to `run_train`, whose parser depends on the model's training family; this entry
+    # only lists the command.
+    commands.add_parser("train", add_help=False,
+                        help="train a classifier, a diffusion UNet or an autoencoder; `hfcifar train MODEL --help` lists "
+                             "its flags (same job as `accelerate launch -m hfcifar.train`)")
 
     evaluate = commands.add_parser("eval", help="evaluate a saved classifier, or a diffusion pipeline folder (FID/IS)")
     evaluate.add_argument("model_dir", help="folder written by `hfcifar train` (or any from_pretrained path)")
@@ -401,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     build_push_parser(push)
     push.set_defaults(func=run_push)
 
-    methods = commands.add_parser("methods", help="list the 46 methods and what exists for each")
+    methods = commands.add_parser("methods", help="list the catalog's methods and what exists for each")
     methods.set_defaults(func=run_methods)
 
     reproduce = commands.add_parser("reproduce", help="run a paper's claim check and write a PASS/FAIL report")
@@ -432,16 +444,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(command: str, error: BaseException) -> None:
+    """Print a failure's cause on one line; the traceback too when HFCIFAR_DEBUG is set (to anything but 0)."""
+    if os.environ.get("HFCIFAR_DEBUG", "0") not in ("", "0"):
+        traceback.print_exception(error, file=sys.stderr)
+    print(f"hfcifar {command}: error: {error}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one `hfcifar` command; returns its exit status.
+
+    0: done. 2: an argument error — argparse's, a bad value or name found before any work starts (an unknown model or
+    recipe, a recipe of another training family, training arguments that do not validate, an occupied --output
+    without --overwrite/--resume, a --dataset that cannot be read). 1: a failure once the run has started; its cause is
+    printed on one line (`HFCIFAR_DEBUG=1` adds the traceback).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     from .data import DatasetSchemaError, DatasetUnavailableError
     from .training import RunDirectoryError
 
+    # found by the first step of a run, before any training: the fix is a flag (--output/--overwrite/--resume, --dataset)
+    before_the_run = (DatasetSchemaError, DatasetUnavailableError, RunDirectoryError)
+    command = argv[0] if argv else "?"
     try:
-        return args.func(args)
-    except (DatasetSchemaError, DatasetUnavailableError, RunDirectoryError, ValueError) as error:
-        print(f"hfcifar {args.command}: error: {error}", file=sys.stderr)
+        if command == "train":
+            return run_train(argv[1:])
+        args = build_parser().parse_args(argv)
+        try:
+            return args.func(args)
+        except ValueError as error:  # eval/push/reproduce: a ValueError is still read as a bad option value
+            raise UsageError(str(error)) from error
+    except (UsageError, *before_the_run) as error:
+        print(f"hfcifar {command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as error:
+        _report(command, error)
+        return EXIT_FAILURE
     finally:
         from accelerate import PartialState
 

@@ -2,7 +2,9 @@ import json
 import subprocess
 import sys
 
-from hfcifar.cli import main
+import pytest
+
+from hfcifar.cli import UsageError, main, parse_train
 
 
 def test_train_then_eval_from_the_command_line(cifar_source, tmp_path, capsys):
@@ -34,17 +36,16 @@ def test_unreachable_dataset_is_one_clear_error(tmp_path, capsys, monkeypatch):
     assert "--dataset PATH" in err and "HFCIFAR_DATASET" in err and "Traceback" not in err
 
 
-def test_methods_lists_all_46_honestly(capsys):
+def test_methods_lists_every_method_honestly(capsys):
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
     from hfcifar.methods import list_methods
 
     statuses = list_methods()
-    assert len(statuses) == 46
     for status in statuses:
         assert status.info.slug in out
     implemented = sum(s.implemented for s in statuses)
-    assert f"{implemented} of 46 methods implemented" in out
+    assert f"{implemented} of {len(statuses)} methods implemented" in out
 
 
 def test_console_script_and_module_entry_points_exist():
@@ -68,3 +69,82 @@ def test_train_prunes_from_the_command_line(cifar_source, tmp_path, capsys):
     assert "--prune METHOD and --sparsity S go together" in capsys.readouterr().err
     assert main(base + ["--overwrite", "--prune", "global", "--sparsity", "1.2"]) == 2
     assert "target_sparsity must be a fraction in [0, 1)" in capsys.readouterr().err
+
+
+# -- `hfcifar train` parses with HfArgumentParser: every TrainingArguments flag, recipe values as defaults ----------
+def test_training_arguments_flags_reach_the_trainer_arguments(tmp_path):
+    command = parse_train(["fastnet-tiny", "--report_to", "tensorboard", "--gradient-accumulation-steps", "2",
+                           "--save_total_limit", "3", "--bf16", "--push_to_hub", "--hub_model_id", "me/fastnet-tiny",
+                           "--max-steps", "1", "--lr", "1/20", "--batch-size", "16", "--output", str(tmp_path / "r"),
+                           "--no-progress", "--seed", "3", "--tta", "false", "--weight-decay", "0"])
+    args = command.training_arguments()
+    assert command.family.name == "classifier" and command.run.output_dir == tmp_path / "r"
+    assert args.report_to == ["tensorboard"] and args.gradient_accumulation_steps == 2 and args.save_total_limit == 3
+    assert args.bf16 and args.push_to_hub and args.hub_model_id == "me/fastnet-tiny"
+    assert (args.max_steps, args.learning_rate, args.per_device_train_batch_size) == (1, 0.05, 16)
+    assert args.disable_tqdm and args.seed == 3 and args.tta is False and args.weight_decay == 0
+    # the recipe ("quick" for FastNet) fills what the command line does not set; the run defaults the rest
+    assert args.optim == "sgd" and args.label_smoothing_factor == 0.2 and args.crop_padding == 2
+    assert args.eval_strategy == "epoch" and args.logging_steps == 10
+    # same flags in either spelling; the long TrainingArguments names of the short flags work too
+    again = parse_train(["fastnet-tiny", "--gradient_accumulation_steps", "2", "--learning_rate", "0.05",
+                         "--per_device_train_batch_size", "16", "--output_dir", str(tmp_path / "r")]).training_arguments()
+    assert (again.gradient_accumulation_steps, again.learning_rate, again.per_device_train_batch_size) == (2, 0.05, 16)
+    plain = parse_train(["fastnet-tiny", "--recipe", "one-cycle"]).training_arguments()
+    assert plain.seed == 0 and plain.cutout_size == 16 and plain.tta is False and plain.num_train_epochs == 30
+
+
+def test_diffusion_models_parse_their_family_arguments(tmp_path):
+    command = parse_train(["ddpm-tiny-cfg", "--noise-schedule", "cosine", "--ema_decay", "0.5", "--vae", str(tmp_path),
+                           "--max-steps", "2", "--gradient_accumulation_steps", "2"])
+    args = command.training_arguments()
+    assert command.family.name == "diffusion" and command.train_options["vae"] == str(tmp_path)
+    assert (args.noise_schedule, args.ema_decay, args.max_steps, args.gradient_accumulation_steps) == ("cosine", 0.5, 2, 2)
+    assert args.learning_rate == 1e-3  # ddpm-quick, the family's default recipe
+    assert parse_train(["vae-tiny", "--kl_weight", "0"]).family.name == "autoencoder"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fastnet-tiny", "--recipe", "ddpm"], "belongs to the diffusion family"),
+    (["vae-tiny", "--recipe", "ddpm-quick"], "its recipes are: vae-quick"),
+    (["fastnet-tiny", "--recipe", "no-such-recipe"], "Unknown recipe 'no-such-recipe'"),
+    (["no-such-model"], "Unknown model 'no-such-model'"),
+    (["fastnet-tiny", "--load_best_model_at_end", "--save_strategy", "no"], "load_best_model_at_end"),
+    (["ddpm-tiny", "--noise-schedule", "exponential"], "noise_schedule"),
+    (["fastnet-tiny", "--resume", "--overwrite"], "pass one"),
+])
+def test_argument_errors_exit_2_before_any_work(argv, message, tmp_path, capsys):
+    with pytest.raises(UsageError, match=message):
+        parse_train(argv)
+    assert main(["train", *argv, "--output", str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hfcifar train: error:") and message in err and "Traceback" not in err
+    assert not (tmp_path / "never").exists()
+
+
+def test_argparse_errors_exit_2_and_name_the_family_of_a_flag(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "fastnet-tiny", "--noise-schedule", "cosine"])
+    assert exit_.value.code == 2
+    assert "--noise-schedule is an option of the diffusion family" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "fastnet-tiny", "--max-steps", "many"])
+    assert exit_.value.code == 2
+
+
+def test_a_failure_inside_the_run_exits_1_with_its_cause(cifar_source, tmp_path, capsys, monkeypatch):
+    from hfcifar.training import CifarTrainer
+
+    def fail(self, *args, **kwargs):
+        raise ValueError("the loss became NaN at step 1")  # a ValueError raised by the run is not a usage error
+
+    monkeypatch.setattr(CifarTrainer, "train", fail)
+    argv = ["train", "fastnet-tiny", "--dataset", cifar_source, "--output", str(tmp_path / "run"), "--max-steps", "1"]
+    monkeypatch.delenv("HFCIFAR_DEBUG", raising=False)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "hfcifar train: error: the loss became NaN at step 1" in err and "Traceback" not in err
+    monkeypatch.setenv("HFCIFAR_DEBUG", "1")
+    assert main(argv + ["--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "the loss became NaN at step 1" in err

@@ -229,6 +229,24 @@ def test_train_diffusion_saves_a_pipeline_with_ema_grids_and_resumes(cifar_sourc
             torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4, msg=f"{name}:{key}")
 
 
+def test_diffusion_models_and_autoencoders_are_their_own_training_families(tmp_path):
+    from hfcifar.diffusion import create_vae
+    from hfcifar.training import default_recipe, family_of, get_recipe
+
+    assert family_of("ddpm-small").name == "diffusion" and family_of(tiny()).name == "diffusion"
+    assert family_of("vae-tiny").name == "autoencoder" and family_of(create_vae("vae-tiny")).name == "autoencoder"
+    tiny().save_pretrained(tmp_path / "unet")
+    quiet(CifarDDPMPipeline(tiny(), DDPMScheduler())).save_pretrained(tmp_path / "pipe")
+    create_vae("vae-tiny").save_pretrained(tmp_path / "vae")
+    assert [family_of(str(tmp_path / name)).name for name in ("unet", "pipe", "vae")] == [
+        "diffusion", "diffusion", "autoencoder"]
+    assert (default_recipe("ddpm-small"), default_recipe("ddpm-cifar10"), default_recipe("vae-small")) == (
+        "ddpm-quick", "ddpm", "vae-quick")
+    assert "ema_decay" not in get_recipe("vae-quick", family_of("vae-tiny"))
+    with pytest.raises(ValueError, match="belongs to the classifier family, but 'ddpm-small' is in the diffusion family"):
+        get_recipe("quick", family_of("ddpm-small"), model="ddpm-small")
+
+
 def test_cli_trains_a_diffusion_preset(cifar_source, tmp_path):
     out = tmp_path / "cli"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

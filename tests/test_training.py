@@ -209,3 +209,59 @@ def test_training_curves_leave_the_matplotlib_backend_alone(tmp_path, monkeypatc
     monkeypatch.setattr(matplotlib, "use", refuse)
     history = [{"step": s, "loss": 1.0 / s, "learning_rate": 0.1} for s in range(1, 3)]
     assert plot_training_curves(history, str(tmp_path / "curves.png"))
+
+
+# -- typed recipes and training families ------------------------------------------------------------------------
+def test_recipes_are_typed_by_training_family():
+    import dataclasses
+
+    from hfcifar.training import RECIPES, families, get_recipe, recipes_of
+
+    for family in families():  # every recipe's fields are fields of its family's arguments class
+        for name in recipes_of(family.name):
+            fields = {f.name for f in dataclasses.fields(family.arguments_class)}
+            assert set(get_recipe(name, family)) <= fields, name
+    assert RECIPES.get("quick").family == "classifier" and "ema_decay" not in get_recipe("quick")
+    assert RECIPES.get("ddpm").family == "diffusion" and get_recipe("ddpm")["ema_decay"] == 0.9999
+    assert set(recipes_of("classifier")) == {"quick", "sgd-cosine", "one-cycle"}
+    with pytest.raises(ValueError, match="Recipe 'ddpm' belongs to the diffusion family, but 'fastnet' is in the "
+                                         "classifier family; its recipes are: one-cycle, quick, sgd-cosine"):
+        get_recipe("ddpm", "classifier", model="fastnet")
+    with pytest.raises(ValueError, match="Unknown recipe 'qiuck'; available: .*quick"):
+        get_recipe("qiuck")
+
+
+def test_a_recipe_naming_a_field_its_family_lacks_is_refused(cifar_source, tmp_path):
+    from hfcifar.registry import registry
+    from hfcifar.training import Recipe, register_recipe
+
+    register_recipe("test-bad-classifier", "classifier", learning_rate=0.1, ema_decay=0.99)
+    try:
+        with pytest.raises(ValueError, match="sets ema_decay, which CifarTrainingArguments does not have"):
+            train_classifier(dataset=cifar_source, output_dir=tmp_path / "r", recipe="test-bad-classifier", **TINY)
+        assert not (tmp_path / "r").exists()
+    finally:
+        registry("recipe")._entries.pop("test-bad-classifier")
+    assert Recipe("classifier", {"learning_rate": 0.1}).settings() == {"learning_rate": 0.1}
+
+
+def test_models_dispatch_on_their_training_family(tmp_path):
+    from hfcifar.training import CLASSIFIER, TrainingRun, default_recipe, family_of
+
+    assert family_of("fastnet") is CLASSIFIER and family_of("resnet18").name == "classifier"
+    assert family_of(create_model("fastnet-tiny")) is CLASSIFIER
+    assert family_of("someone/cifar-model").name == "classifier"  # a Hub id fine-tunes as a classifier
+    create_model("fastnet-tiny").save_pretrained(tmp_path / "saved")
+    assert family_of(str(tmp_path / "saved")) is CLASSIFIER
+    assert (default_recipe("fastnet"), default_recipe("resnet18")) == ("quick", "sgd-cosine")
+    with pytest.raises(ValueError, match="Unknown model 'fastnett'.*fastnet-tiny"):
+        family_of("fastnett")
+    # the shared leading parameters: defined once, shorthands for two training arguments, None = the recipe's
+    run = TrainingRun.from_options("fastnet-tiny", dataset="d", epochs=3, batch_size=None, max_steps=None,
+                                   save_total_limit=None, resume=True)
+    assert run.output_dir.as_posix() == "runs/fastnet-tiny" and run.options.dataset == "d" and run.options.resume
+    assert run.training_overrides == {"num_train_epochs": 3, "save_total_limit": None}
+    settings = run.settings(CLASSIFIER)
+    assert settings["num_train_epochs"] == 3 and settings["save_total_limit"] is None and settings["seed"] == 0
+    with pytest.raises(TypeError, match="ema_decay is not an argument of CifarTrainingArguments"):
+        TrainingRun.from_options("fastnet-tiny", ema_decay=0.9).settings(CLASSIFIER)

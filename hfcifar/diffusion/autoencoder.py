@@ -11,8 +11,8 @@ on training images at the end and stores it in the config, so `train_diffusion(v
 
 from __future__ import annotations
 
+import json
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
-from ..data import load_train_and_eval, resolve_source, to_float_images
+from ..data import to_float_images
 from ..registry import Registry
 from ..training.args import CifarTrainingArguments
-from ..training.run import _check_output_dir, _parameters_in_sync, recipe_settings, write_summary
+from ..training.families import TrainingFamily
+from ..training.run import TrainingRun, write_summary
 from ..training.trainer import CifarTrainer
 from .unets import NUM_CLASSES
 
@@ -134,60 +135,67 @@ class AutoencoderTrainer(CifarTrainer):
         self.accelerator.wait_for_everyone()
 
 
-def train_vae(
-    model: str | AutoencoderKL = "vae-small",
-    dataset: str | None = None,
-    output_dir: str | os.PathLike = "runs/vae-small",
-    recipe: str = "ddpm-quick",
-    epochs: float | None = None,
-    max_steps: int | None = None,
-    time_budget_minutes: float | None = None,
-    batch_size: int | None = None,
-    learning_rate: float | None = None,
-    seed: int = 0,
-    resume: bool = False,
-    overwrite: bool = False,
-    **training_overrides,
-) -> dict:
+def train_vae(model: str | AutoencoderKL = "vae-small", **options) -> dict:
     """Train the first-stage `AutoencoderKL` and save it (`AutoencoderKL.from_pretrained(output_dir)`), with the
-    measured `scaling_factor` in its config. Arguments as in [`train_diffusion`]; `kl_weight` is a training override."""
-    output_dir = Path(output_dir)
-    checkpoint = _check_output_dir(output_dir, overwrite, resume)
-    source = resolve_source(dataset)
-    train_split, held_out, data_info = load_train_and_eval(source)
-    vae = create_vae(model) if isinstance(model, str) and model in VAE_PRESETS else (
-        model if isinstance(model, AutoencoderKL) else AutoencoderKL.from_pretrained(model))
-    settings = recipe_settings(recipe, epochs=epochs, max_steps=max_steps, time_budget_minutes=time_budget_minutes,
-                               batch_size=batch_size, learning_rate=learning_rate, overrides=training_overrides)
-    settings.pop("ema_decay", None)  # a diffusion recipe's field the autoencoder has no use for
-    args = AutoencoderTrainingArguments(output_dir=str(output_dir), seed=seed, **settings)
+    measured `scaling_factor` in its config.
+
+    Args:
+        model: a preset (`VAE_PRESETS`), an `AutoencoderKL` folder or instance.
+        options: the run's parameters, as in [`hfcifar.training.train_classifier`] (`dataset`, `output_dir`,
+            `recipe` — an autoencoder recipe, default `"vae-quick"` —, `resume`, `overwrite`, `max_steps`, …) and any
+            field of `AutoencoderTrainingArguments` (`kl_weight`, …).
+    """
+    run = TrainingRun.from_options(model, **options)
+    settings, args = run.arguments(AUTOENCODER_FAMILY)
+    checkpoint, source, train_split, held_out, data_info = run.start()
+    vae = create_vae(model, **run.model_overrides) if isinstance(model, str) and model in VAE_PRESETS else (
+        model if isinstance(model, AutoencoderKL) else AutoencoderKL.from_pretrained(model, **run.model_overrides))
     trainer = AutoencoderTrainer(model=vae, args=args, train_dataset=train_split, eval_dataset=held_out)
-    start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    train_seconds = time.perf_counter() - start
+    result, seconds = run.train(trainer, checkpoint)
     scaling_factor = trainer.measure_scaling_factor()
     vae.register_to_config(scaling_factor=scaling_factor)
-    trainer.save_model(str(output_dir))
+    trainer.save_model(str(run.output_dir))
     metrics = trainer.evaluate()
     summary = {
-        "model": model if isinstance(model, str) else type(model).__name__,
+        **run.summary(trainer, settings, AUTOENCODER_FAMILY, data_info, result, seconds, checkpoint),
         "model_type": "autoencoder",
-        "trainer": type(trainer).__name__,
         "num_parameters": sum(p.numel() for p in vae.parameters()),
-        "recipe": recipe,
-        "training_arguments": {k: getattr(args, k) for k in sorted(settings)},
-        "dataset": source,
-        "num_train_examples": len(trainer.train_dataset),
-        "eval_split": data_info["eval_split"],
         "eval_reconstruction_mse": metrics.get("eval_loss"),
         "latent_shape": list(latent_shape(vae)),
         "scaling_factor": scaling_factor,
-        "global_step": trainer.state.global_step,
-        "train_loss": result.training_loss,
-        "train_runtime_seconds": train_seconds,
-        "num_processes": trainer.accelerator.num_processes,
-        "parameters_in_sync": _parameters_in_sync(trainer),
-        "seed": seed,
     }
-    write_summary(trainer, output_dir, summary)
+    write_summary(trainer, run.output_dir, summary)
     return summary
+
+
+def _is_autoencoder(model) -> bool:
+    """A VAE preset, an `AutoencoderKL` instance, or a folder whose config.json is an AutoencoderKL's."""
+    if isinstance(model, torch.nn.Module):
+        return isinstance(model, AutoencoderKL)
+    if not isinstance(model, (str, os.PathLike)):
+        return False
+    if str(model) in VAE_PRESETS:
+        return True
+    config = Path(model) / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get("_class_name") == "AutoencoderKL"
+
+
+def _describe(summary: dict, output_dir: str) -> str:
+    return (f"{summary['model']}: {summary['eval_split']} reconstruction MSE {summary['eval_reconstruction_mse']:.4f} "
+            f"(images in [-1, 1]), latents {summary['latent_shape'][0]}×{summary['latent_shape'][1]}² scaled by "
+            f"{summary['scaling_factor']:.3f} → {output_dir} (use: hfcifar train ddpm-small --vae {output_dir})")
+
+
+# Registered as the "autoencoder" training family by `hfcifar/__init__.py` (lazily: diffusers loads on first use).
+AUTOENCODER_FAMILY = TrainingFamily(
+    name="autoencoder",
+    description="AutoencoderKL first stages of latent diffusion (diffusers)",
+    train=train_vae,
+    arguments_class=AutoencoderTrainingArguments,
+    default_recipe="vae-quick",
+    recognizes=_is_autoencoder,
+    presets=lambda: sorted(VAE_PRESETS),
+    describe=_describe,
+    trainer_class=AutoencoderTrainer,
+    listing_order=20,
+)

@@ -1,20 +1,26 @@
-"""`train_classifier`: the one code path behind `hfcifar train`, `python -m hfcifar.train` and the examples."""
+"""`TrainingRun`, the leading parameters and steps every training family shares, and `train_classifier`, the
+classifier family's code path behind `hfcifar train`, `python -m hfcifar.train` and the examples."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import AutoModelForImageClassification
+from transformers import AutoModelForImageClassification, PreTrainedModel
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data import load_train_and_eval, resolve_source
 from ..image_processing_cifar import CifarImageProcessor
-from ..models import DEFAULT_MODEL, PRESETS, create_model
+from ..models import DEFAULT_MODEL, PRESETS, create_model, list_models
 from .args import CifarTrainingArguments
+from .families import TRAINING_FAMILIES, TrainingFamily
 from .recipes import default_recipe, get_recipe
 from .trainer import CifarTrainer
 
@@ -48,27 +54,156 @@ def _parameters_in_sync(trainer: CifarTrainer) -> bool:
     return bool((gathered == gathered[0]).all())
 
 
-def recipe_settings(recipe: str, epochs: float | None = None, max_steps: int | None = None,
-                    time_budget_minutes: float | None = None, batch_size: int | None = None,
-                    learning_rate: float | None = None, overrides: dict | None = None) -> dict:
-    """A recipe's training arguments with the explicit flags and `overrides` applied, plus the run defaults
-    (evaluate and save every epoch, keep one checkpoint, log every 10 steps)."""
-    settings = get_recipe(recipe)
-    flags = {
-        "num_train_epochs": epochs,
-        "max_steps": max_steps,
-        "time_budget_minutes": time_budget_minutes,
-        "per_device_train_batch_size": batch_size,
-        "learning_rate": learning_rate,
-    }
-    settings.update({k: v for k, v in flags.items() if v is not None})
-    settings.update(overrides or {})
-    settings.setdefault("per_device_eval_batch_size", 512)
-    settings.setdefault("eval_strategy", "epoch")
-    settings.setdefault("save_strategy", "epoch")
-    settings.setdefault("save_total_limit", 1)
-    settings.setdefault("logging_steps", 10)
-    return settings
+@dataclass
+class RunArguments:
+    """The options of a training run that are not `TrainingArguments` fields, shared by every training family (and
+    parsed by `hfcifar train` next to the family's arguments class)."""
+
+    dataset: str | None = field(default=None, metadata={
+        "help": "Hub id or local folder with CIFAR-10's schema; default $HFCIFAR_DATASET, then uoft-cs/cifar10."})
+    eval_dataset: str | None = field(default=None, metadata={
+        "help": "Evaluate on this data instead (its test split, else its train split); training then uses the whole "
+                "train split of --dataset."})
+    validation_size: float | None = field(default=None, metadata={
+        "help": "Fraction held out for validation when the dataset has no test split (default 0.1)."})
+    split_seed: int = field(default=0, metadata={"help": "Seed of that held-out split."})
+    recipe: str | None = field(default=None, metadata={
+        "help": "Training recipe of the model's family (see --list-models); default: the model's. Explicit flags "
+                "override its values."})
+    resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint-N in the output folder."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace a previous run in the output folder."})
+
+    def __post_init__(self):
+        if self.resume and self.overwrite:
+            raise ValueError("--resume continues the run in the output folder and --overwrite replaces it; pass one.")
+        if self.validation_size is not None and not 0 < self.validation_size < 1:
+            raise ValueError(f"validation_size must be a fraction in (0, 1); got {self.validation_size}.")
+
+
+# Training arguments a run sets unless the recipe or the caller does.
+RUN_DEFAULTS = {"per_device_eval_batch_size": 512, "eval_strategy": "epoch", "save_strategy": "epoch",
+                "save_total_limit": 1, "logging_steps": 10, "seed": 0}
+# Short names of training arguments the Python API accepts (`epochs=3` is `num_train_epochs=3`).
+SHORTHANDS = {"epochs": "num_train_epochs", "batch_size": "per_device_train_batch_size"}
+# Training arguments for which `None` means "not given: the recipe's value" (elsewhere `None` is a value).
+RECIPE_FLAGS = ("num_train_epochs", "max_steps", "time_budget_minutes", "per_device_train_batch_size", "learning_rate",
+                "seed")
+
+
+@dataclass
+class TrainingRun:
+    """The leading parameters every training family shares, defined once: `train_classifier`, `train_diffusion`,
+    `train_vae` (and `hfcifar train`) build one with [`TrainingRun.from_options`] and share its steps: refuse an
+    occupied output folder, resolve the recipe of the model's family with the caller's overrides on top, load the
+    data, time the training and write the common part of the summary.
+
+    Args:
+        model: what to train (a preset name, a folder, or a model instance where the family accepts one).
+        output_dir: the run folder (default `runs/<model name>`).
+        options: the [`RunArguments`] (data, recipe, resume/overwrite).
+        model_overrides: config arguments applied to a preset (e.g. `{"widths": [32, 64, 128]}`).
+        training_overrides: fields of the family's arguments class; they override the recipe.
+    """
+
+    model: Any
+    output_dir: Path
+    options: RunArguments = field(default_factory=RunArguments)
+    model_overrides: dict = field(default_factory=dict)
+    training_overrides: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_options(cls, model, output_dir: str | os.PathLike | None = None, model_overrides: dict | None = None,
+                     **options) -> "TrainingRun":
+        """Split keyword arguments into [`RunArguments`] fields and training-argument overrides.
+
+        `epochs`/`batch_size` are accepted for `num_train_epochs`/`per_device_train_batch_size`; `None` for one of
+        `RECIPE_FLAGS` means "the recipe's value".
+        """
+        names = {f.name for f in dataclasses.fields(RunArguments)}
+        run_options = RunArguments(**{key: options.pop(key) for key in list(options) if key in names})
+        for short, name in SHORTHANDS.items():
+            if short in options:
+                value = options.pop(short)
+                if value is not None and options.get(name) is not None:
+                    raise TypeError(f"Pass {short} or {name}, not both.")
+                options.setdefault(name, value)
+        overrides = {key: value for key, value in options.items() if not (value is None and key in RECIPE_FLAGS)}
+        name = model if isinstance(model, (str, os.PathLike)) else type(model).__name__
+        output_dir = Path(output_dir) if output_dir is not None else Path("runs") / Path(str(name)).name
+        return cls(model, output_dir, run_options, dict(model_overrides or {}), overrides)
+
+    @property
+    def model_name(self) -> str:
+        """The model as the summary names it: the preset or folder, else the instance's class."""
+        return str(self.model) if isinstance(self.model, (str, os.PathLike)) else type(self.model).__name__
+
+    def recipe_name(self, family) -> str:
+        return self.options.recipe or default_recipe(self.model_name, family)
+
+    def settings(self, family, arguments_class: type | None = None) -> dict:
+        """The recipe of `family` (checked to be one of its recipes, its fields those of `arguments_class`) with
+        the overrides on top, plus `RUN_DEFAULTS` (evaluate and save every epoch, keep one checkpoint, …)."""
+        arguments_class = arguments_class or family.arguments_class
+        settings = get_recipe(self.recipe_name(family), family, model=self.model_name)
+        settings.update(self.training_overrides)
+        for key, value in RUN_DEFAULTS.items():
+            settings.setdefault(key, value)
+        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(arguments_class)} - {"output_dir"})
+        if unknown:
+            raise TypeError(f"{', '.join(unknown)} {'is not an argument' if len(unknown) == 1 else 'are not arguments'} "
+                            f"of {arguments_class.__name__} (training {self.model_name!r} as a {family.name}).")
+        return settings
+
+    def arguments(self, family, arguments_class: type | None = None):
+        """`(settings, arguments)`: [`settings`] and the arguments object built from them (which validates them)."""
+        arguments_class = arguments_class or family.arguments_class
+        settings = self.settings(family, arguments_class)
+        settings.pop("output_dir", None)
+        return settings, arguments_class(output_dir=str(self.output_dir), **settings)
+
+    def start(self) -> tuple[str | None, str, Any, Any, dict]:
+        """Check the output folder and load the data: `(checkpoint, source, train_split, eval_split, data_info)`."""
+        checkpoint = _check_output_dir(self.output_dir, self.options.overwrite, self.options.resume)
+        source = resolve_source(self.options.dataset)
+        train_split, held_out, data_info = load_train_and_eval(
+            source, self.options.eval_dataset, validation_size=self.options.validation_size, seed=self.options.split_seed)
+        return checkpoint, source, train_split, held_out, {**data_info, "source": source}
+
+    @staticmethod
+    def train(trainer, checkpoint: str | None):
+        """`(TrainOutput, seconds)` of `trainer.train(resume_from_checkpoint=checkpoint)`."""
+        start = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        return result, time.perf_counter() - start
+
+    def summary(self, trainer, settings: dict, family, data_info: dict, result, seconds: float,
+                checkpoint: str | None) -> dict:
+        """The summary keys every family writes (the family adds its own)."""
+        args = trainer.args
+        return {
+            "model": self.model_name,
+            "training_family": family.name,
+            "trainer": type(trainer).__name__,
+            "recipe": self.recipe_name(family),
+            "training_arguments": {k: getattr(args, k) for k in sorted(settings)},
+            "dataset": data_info["source"],
+            "validation_size": self.options.validation_size,
+            "split_seed": self.options.split_seed,
+            "num_train_examples": len(trainer.train_dataset),
+            "eval_dataset": data_info["eval_dataset"],
+            "eval_split": data_info["eval_split"],
+            "global_step": trainer.state.global_step,
+            "epochs": trainer.state.epoch,
+            "train_loss": result.training_loss,
+            "train_runtime_seconds": seconds,
+            "stopped_by_time_budget": trainer.stopped_by_time_budget,
+            "resumed_from": checkpoint,
+            "num_processes": trainer.accelerator.num_processes,
+            "parameters_in_sync": _parameters_in_sync(trainer),
+            "seed": args.seed,
+            "device": str(args.device),
+            "torch_version": torch.__version__,
+        }
 
 
 def write_summary(trainer: CifarTrainer, output_dir: Path, summary: dict) -> None:
@@ -82,108 +217,97 @@ def write_summary(trainer: CifarTrainer, output_dir: Path, summary: dict) -> Non
 
 def train_classifier(
     model: str = DEFAULT_MODEL,
-    dataset: str | None = None,
-    output_dir: str | os.PathLike = "runs/hfcifar",
-    recipe: str | None = None,
-    epochs: float | None = None,
-    max_steps: int | None = None,
-    time_budget_minutes: float | None = None,
-    batch_size: int | None = None,
-    learning_rate: float | None = None,
-    seed: int = 0,
-    resume: bool = False,
-    overwrite: bool = False,
-    validation_size: float | None = None,
-    split_seed: int = 0,
-    model_overrides: dict | None = None,
-    eval_dataset: str | None = None,
+    *,
     trainer_class: type[CifarTrainer] = CifarTrainer,
     args_class: type[CifarTrainingArguments] = CifarTrainingArguments,
-    **training_overrides,
+    **options,
 ) -> dict:
     """Train a CIFAR-10 classifier and save a `from_pretrained`-loadable folder in `output_dir`.
 
     Args:
         model: a preset name (`hfcifar.models.list_models()`) or a folder/Hub id to fine-tune from.
-        dataset: Hub id, local folder with the Hub schema, or `None` for `$HFCIFAR_DATASET` / `uoft-cs/cifar10`.
-        recipe: a name from `hfcifar.training.RECIPES`; defaults to the model's recipe.
-        epochs, max_steps, time_budget_minutes, batch_size, learning_rate, seed: override the recipe.
-        resume: continue from the last `checkpoint-N` in `output_dir`.
-        overwrite: replace a previous run in `output_dir`.
-        validation_size, split_seed: the held-out split carved when the dataset has no `test` split.
-        model_overrides: config arguments applied to a preset (e.g. `{"widths": [32, 64, 128]}`).
-        eval_dataset: separate evaluation data (Hub id or folder): train on the whole `train` split of `dataset`
-            and evaluate on `eval_dataset`'s `test` split if it has one, else its `train` split
-            (see `hfcifar.data.load_train_and_eval`).
         trainer_class, args_class: a method's trainer (a `CifarTrainer` subclass) and its arguments class; every
             method that only changes the loss or a hook trains through this one function.
-        training_overrides: any other field of `args_class`.
+        options: the run's parameters, shared by every training family (see [`TrainingRun`] and [`RunArguments`]):
+            `dataset`, `output_dir` (default `runs/MODEL`), `recipe` (a classifier recipe of
+            `hfcifar.training.RECIPES`; default the model's), `resume`, `overwrite`, `validation_size`, `split_seed`,
+            `eval_dataset` (train on the whole `train` split of `dataset` and evaluate on this data's `test` split,
+            else its `train` split), `model_overrides` (config arguments applied to a preset, e.g.
+            `{"widths": [32, 64, 128]}`); and any field of `args_class`, over the recipe (`max_steps`,
+            `time_budget_minutes`, `learning_rate`, `seed`, `epochs`/`batch_size` for `num_train_epochs`/
+            `per_device_train_batch_size`, …).
 
     Returns:
         The summary also written to `output_dir/train_summary.json`.
     """
-    output_dir = Path(output_dir)
-    checkpoint = _check_output_dir(output_dir, overwrite, resume)
-    source = resolve_source(dataset)
-    train_split, held_out, data_info = load_train_and_eval(source, eval_dataset, validation_size=validation_size, seed=split_seed)
-    eval_split = data_info["eval_split"]
-
-    if model in PRESETS:
-        net = create_model(model, **(model_overrides or {}))
-    else:
-        net = AutoModelForImageClassification.from_pretrained(model, **(model_overrides or {}))
-    recipe = recipe or default_recipe(model)
-    settings = recipe_settings(recipe, epochs=epochs, max_steps=max_steps, time_budget_minutes=time_budget_minutes,
-                               batch_size=batch_size, learning_rate=learning_rate, overrides=training_overrides)
-    if not (issubclass(trainer_class, CifarTrainer) and issubclass(args_class, CifarTrainingArguments)):
+    if not (isinstance(trainer_class, type) and issubclass(trainer_class, CifarTrainer)
+            and isinstance(args_class, type) and issubclass(args_class, CifarTrainingArguments)):
         raise TypeError("trainer_class must subclass CifarTrainer and args_class CifarTrainingArguments; got "
-                        f"{trainer_class.__name__} and {args_class.__name__}.")
-    args = args_class(output_dir=str(output_dir), seed=seed, **settings)
+                        f"{getattr(trainer_class, '__name__', trainer_class)} and {getattr(args_class, '__name__', args_class)}.")
+    run = TrainingRun.from_options(model, **options)
+    settings, args = run.arguments(CLASSIFIER, args_class)
+    checkpoint, source, train_split, held_out, data_info = run.start()
+    if isinstance(model, str) and model in PRESETS:
+        net = create_model(model, **run.model_overrides)
+    elif isinstance(model, torch.nn.Module):
+        net = model
+    else:
+        net = AutoModelForImageClassification.from_pretrained(model, **run.model_overrides)
 
-    trainer = trainer_class(
-        model=net,
-        args=args,
-        train_dataset=train_split,
-        eval_dataset=held_out,
-        processing_class=CifarImageProcessor(),
-    )
-    start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    train_seconds = time.perf_counter() - start
-    trainer.save_model(str(output_dir))  # safetensors + config + image processor, on the main process
+    trainer = trainer_class(model=net, args=args, train_dataset=train_split, eval_dataset=held_out,
+                            processing_class=CifarImageProcessor())
+    result, seconds = run.train(trainer, checkpoint)
+    trainer.save_model(str(run.output_dir))  # safetensors + config + image processor, on the main process
     metrics = trainer.evaluate()
-    in_sync = _parameters_in_sync(trainer)
-
     summary = {
-        "model": model,
+        **run.summary(trainer, settings, CLASSIFIER, data_info, result, seconds, checkpoint),
         "model_type": net.config.model_type,
-        "trainer": trainer_class.__name__,
         "num_parameters": sum(p.numel() for p in net.parameters()),
-        "recipe": recipe,
-        "training_arguments": {k: getattr(args, k) for k in sorted(settings)},
-        "dataset": source,
-        "validation_size": validation_size,
-        "split_seed": split_seed,
-        "num_train_examples": len(trainer.train_dataset),
-        "eval_dataset": data_info["eval_dataset"],
-        "eval_split": eval_split,
         "num_eval_examples": metrics.get("eval_num_examples"),
         "eval_accuracy": metrics.get("eval_accuracy"),
         "eval_loss": metrics.get("eval_loss"),
         "tta": args.tta,
-        "global_step": trainer.state.global_step,
-        "epochs": trainer.state.epoch,
-        "train_loss": result.training_loss,
-        "train_runtime_seconds": train_seconds,
-        "stopped_by_time_budget": trainer.stopped_by_time_budget,
         "schedule_fitted_to_step": trainer.time_budget.fitted_end_step if trainer.time_budget else None,
-        "resumed_from": checkpoint,
-        "num_processes": trainer.accelerator.num_processes,
-        "parameters_in_sync": in_sync,
-        "seed": seed,
-        "device": str(args.device),
-        "torch_version": torch.__version__,
         **trainer.method_summary(),
     }
-    write_summary(trainer, output_dir, summary)
+    write_summary(trainer, run.output_dir, summary)
     return summary
+
+
+def _is_classifier(model) -> bool:
+    """A classifier preset, a transformers classifier instance, a folder whose config.json has a `model_type`
+    (transformers; diffusers writes `_class_name`), or a Hub id (`owner/name` that is no local path)."""
+    if isinstance(model, torch.nn.Module):
+        return isinstance(model, PreTrainedModel)
+    if not isinstance(model, (str, os.PathLike)):
+        return False
+    name = str(model)
+    if name in PRESETS:
+        return True
+    path = Path(name)
+    if path.is_dir():
+        config = path / "config.json"
+        return config.is_file() and "model_type" in json.loads(config.read_text())
+    return not path.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", name) is not None
+
+
+def _describe_classifier(summary: dict, output_dir: str) -> str:
+    pruned = f", sparsity {summary['pruning']['sparsity']:.1%}" if "pruning" in summary else ""
+    return (f"{summary['model']}: {summary['eval_split']} accuracy {summary['eval_accuracy']:.4f} on "
+            f"{summary['num_eval_examples']} images after {summary['global_step']} steps{pruned} "
+            f"({summary['train_runtime_seconds']:.0f} s, {summary['num_processes']} process(es)) → {output_dir}")
+
+
+CLASSIFIER = TrainingFamily(
+    name="classifier",
+    description="image classifiers (transformers)",
+    train=train_classifier,
+    arguments_class=CifarTrainingArguments,
+    default_recipe="sgd-cosine",
+    recognizes=_is_classifier,
+    presets=list_models,
+    describe=_describe_classifier,
+    trainer_class=CifarTrainer,
+    listing_order=0,
+)
+TRAINING_FAMILIES.register("classifier", CLASSIFIER)
