@@ -357,6 +357,6 @@ def test_train_classifier_runs_the_pruning_trainer_and_resumes(cifar_source, tmp
     from hfcifar.hub import render_card
 
     write_eval_results(tmp_path / "run", evaluate_classifier(str(tmp_path / "run"), metrics=["accuracy", "sparsity"]))
-    card = render_card(tmp_path / "run")
+    render_card(tmp_path / "run")
     text = (tmp_path / "run" / "README.md").read_text()
     assert "| Pruning | global to 90.0% sparsity (one-shot) |" in text and "90.00%" in text

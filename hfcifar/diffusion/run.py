@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from ..training.families import TrainingFamily
 from ..training.run import TrainingRun, write_summary
 from .loading import load_unet
 from .trainer import DiffusionTrainer, DiffusionTrainingArguments
-from .unets import is_unet_preset
+from .unets import is_unet_preset, list_unets
 
 
 def train_diffusion(
