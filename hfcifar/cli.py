@@ -244,9 +244,21 @@ def _eval_metrics_and_options(args: argparse.Namespace) -> tuple[list[str], dict
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_classifier, write_eval_results
+    from .evaluation import METRICS, evaluate_classifier, write_eval_results
 
     metrics, options = _eval_metrics_and_options(args)
+    unknown = [name for name in args.metric or [] if name not in METRICS]
+    if unknown:
+        raise UsageError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS.names())}.")
+    if not Path(args.model_dir).exists() and args.model_dir.count("/") != 1:
+        raise UsageError(f"{args.model_dir} is neither a folder nor a Hub id (OWNER/NAME).")
+    if "robust_accuracy" in metrics:  # the attack's options, before any image is evaluated
+        from .evaluation.robustness import check_attack_options
+
+        try:
+            check_attack_options(str(options.get("attack") or "pgd"), options)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
     if (Path(args.model_dir) / "model_index.json").is_file():  # a diffusion pipeline: FID / IS of its samples
         from .evaluation.generative import evaluate_generator
 
@@ -299,6 +311,7 @@ def _positive_minutes(text: str) -> float:
 def run_reproduce(args: argparse.Namespace) -> int:
     from .data import DatasetSchemaError, DatasetUnavailableError
     from .methods import method_info
+    from .registry import RegistryError
     from .reproduce import (ClaimCheckError, claim_check_slugs, load_claim_module, plan_text, run_claim_check,
                             summary_table, update_readme)
     from .reproduce.summary import find_reports
@@ -329,8 +342,11 @@ def run_reproduce(args: argparse.Namespace) -> int:
             print(table)
         return 0
     if not args.slug:
-        raise ValueError("name a claim check (`hfcifar reproduce SLUG`) or pass --list; `hfcifar reproduce --list` shows them.")
-    module = load_claim_module(args.slug)  # unknown slug / no claim check: a clear error before any work
+        raise UsageError("name a claim check (`hfcifar reproduce SLUG`) or pass --list; `hfcifar reproduce --list` shows them.")
+    try:
+        module = load_claim_module(args.slug)  # unknown slug / no claim check: a clear error before any work
+    except RegistryError as error:
+        raise UsageError(str(error)) from error
     if args.plan:
         print(plan_text(args.slug, [args.scale] if args.scale else None, seeds=args.seeds, module=module))
         return 0
@@ -355,12 +371,13 @@ def run_reproduce(args: argparse.Namespace) -> int:
             module=module,
         )
     except ClaimCheckError as error:
-        # the errors `main` reports as usage errors, raised inside the run: bad data, an occupied folder, bad values
-        user_error = isinstance(error.__cause__, (DatasetSchemaError, DatasetUnavailableError, RunDirectoryError, ValueError))
-        if not user_error:
+        # found by the run's first step, before any work (fix with --dataset/--output/--overwrite): usage errors;
+        # anything else (a ValueError included) failed inside the run: exit 1
+        user_error = isinstance(error.__cause__, (DatasetSchemaError, DatasetUnavailableError, RunDirectoryError))
+        if not user_error:  # a crash of the check's code: show where
             traceback.print_exception(error.__cause__ or error, file=sys.stderr)
         print(f"hfcifar reproduce: error: {error}", file=sys.stderr)
-        return EXIT_USAGE if user_error else 1
+        return EXIT_USAGE if user_error else EXIT_FAILURE
     from .reproduce.report import estimate_text
 
     print(f"\n{report['slug']} ({claim.paper}), {report['scale']} scale, {len(report['seeds'])} seed(s), "
@@ -470,10 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "train":
             return run_train(argv[1:])
         args = build_parser().parse_args(argv)
-        try:
-            return args.func(args)
-        except ValueError as error:  # eval/push/reproduce: a ValueError is still read as a bad option value
-            raise UsageError(str(error)) from error
+        return args.func(args)  # each command raises UsageError for what it checks before its work starts
     except (UsageError, *before_the_run) as error:
         print(f"hfcifar {command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE

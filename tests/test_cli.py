@@ -148,3 +148,23 @@ def test_a_failure_inside_the_run_exits_1_with_its_cause(cifar_source, tmp_path,
     assert main(argv + ["--overwrite"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "the loss became NaN at step 1" in err
+
+
+def test_eval_checks_its_arguments_first_and_a_failing_metric_exits_1(cifar_source, tmp_path, capsys, request):
+    from hfcifar import evaluation
+
+    out = tmp_path / "run"
+    assert main(["train", "fastnet-tiny", "--dataset", cifar_source, "--output", str(out), "--max-steps", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--metric", "acuracy"]) == 2  # an argument error: nothing is evaluated
+    assert "unknown metric(s) acuracy; available: " in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "missing")]) == 2
+    assert "neither a folder nor a Hub id" in capsys.readouterr().err
+
+    def broken(model, split, settings):
+        raise ValueError("the metric's own computation failed")  # inside the run: exit 1, not a usage error
+
+    evaluation.register_metric("test_broken", "Broken")(broken)
+    request.addfinalizer(lambda: evaluation.METRICS.unregister("test_broken"))
+    assert main(["eval", str(out), "--metric", "test_broken"]) == 1
+    assert "hfcifar eval: error: the metric's own computation failed" in capsys.readouterr().err

@@ -85,8 +85,9 @@ def _images_and_labels(split, num_examples: int | None) -> tuple[torch.Tensor, t
     return data.images.float().div_(255), data.labels
 
 
-def _attack_settings(name: str, options: dict) -> dict:
-    """The options the attack `name` takes. eps/steps/alpha given to an attack without them is an error."""
+def check_attack_options(name: str, options: dict) -> dict:
+    """The options the attack `name` takes. eps/steps/alpha given to an attack without them is a `ValueError`
+    (`hfcifar eval` checks this before any work)."""
     accepted = set(inspect.signature(ATTACKS[name].__init__).parameters) - {"self", "model", "seed"}
     explicit = {k: options[k] for k in ("eps", "steps", "alpha") if options.get(k) is not None}
     refused = sorted(set(explicit) - accepted)
@@ -135,7 +136,7 @@ def robust_accuracy(model: nn.Module, split, settings: EvalSettings) -> dict:
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1; got {batch_size}.")
     seed = int(options.get("seed") or 0)
-    attack_settings = _attack_settings(name, options)
+    attack_settings = check_attack_options(name, options)
     progress = options.get("progress", True)
     if not isinstance(progress, bool):
         raise ValueError(f"The robust_accuracy option progress must be true or false; got {progress!r}.")
@@ -193,4 +194,4 @@ def robust_accuracy(model: nn.Module, split, settings: EvalSettings) -> dict:
     }
 
 
-__all__ = ["FlipAveraged", "ROBUSTNESS_OPTIONS", "describe_attack", "robust_accuracy"]
+__all__ = ["FlipAveraged", "ROBUSTNESS_OPTIONS", "check_attack_options", "describe_attack", "robust_accuracy"]
