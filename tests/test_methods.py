@@ -84,3 +84,17 @@ def test_method_metadata_is_validated():
         Method(number=1, slug="Bad_Slug", title="t", ship="s", claim="c", family="f")
     with pytest.raises(ValueError, match="module:attribute"):
         Method(number=1, slug="ok", title="t", ship="s", claim="c", family="f", provides=(("card note", "x", "nocolon"),))
+
+
+def test_discovery_imports_only_the_folders_metadata():
+    # `hfcifar methods`, a registry miss, a card note lookup: discovery must stay cheap (no method code, no diffusers).
+    import subprocess
+    import sys
+
+    code = ("import sys, hfcifar; from hfcifar.methods import METHODS; names = METHODS.names(); "
+            "deep = [m for m in sys.modules if m.startswith('hfcifar.methods.') and m.count('.') > 2]; "
+            "print(len(names), deep, 'diffusers' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    count, deep, diffusers = result.stdout.strip().split(" ", 2)
+    assert int(count) == len(METHODS.names()) and deep + " " + diffusers == "[] False"

@@ -24,7 +24,6 @@ METHOD = Method(
   url     = {https://arxiv.org/abs/2202.02626}
 }""",
 )
-from .trainer import ATLRTrainer, ATLRTrainingArguments, frozen_batch_norm_statistics
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
