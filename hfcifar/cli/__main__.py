@@ -1,0 +1,7 @@
+"""`python -m hfcifar.cli …`: the `hfcifar` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
