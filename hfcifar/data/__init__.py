@@ -1,6 +1,6 @@
 """CIFAR-10 data: loading from the Hub or a local folder, the uint8 tensor fast path, batched augmentation."""
 
-from .augment import BatchAugmentation, cutout, random_crop, random_flip, to_float_images
+from .augment import BatchAugmentation, cutout, random_crop, random_flip, to_float_images, translate, tta_views
 from .loading import (
     ENV_VAR,
     HUB_DATASET,
@@ -31,5 +31,7 @@ __all__ = [
     "random_flip",
     "resolve_source",
     "to_float_images",
+    "translate",
+    "tta_views",
     "validate_cifar10",
 ]

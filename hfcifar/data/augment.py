@@ -75,3 +75,27 @@ class BatchAugmentation:
             images = random_flip(images)
         images = to_float_images(images)
         return cutout(images, self.cutout_size, self.cutout_fill)
+
+
+def translate(images: torch.Tensor, shift: int) -> torch.Tensor:
+    """Images shifted by `shift` pixels down and right (up and left when negative), reflect-padded at the edges."""
+    if shift == 0:
+        return images
+    n = abs(shift)
+    padded = torch.nn.functional.pad(images, (n, n, n, n), mode="reflect")
+    height, width = images.shape[-2:]
+    start = 0 if shift > 0 else 2 * n
+    return padded[..., start:start + height, start:start + width]
+
+
+def tta_views(images: torch.Tensor, shift: int = 0) -> list[tuple[torch.Tensor, float]]:
+    """Test-time augmentation views and their weights, the image itself first: the image and its mirror; with
+    `shift`, each also translated by ±`shift` pixels diagonally, the unshifted view weighing 1/2 and each shifted
+    one 1/4 (airbench's level-2 TTA)."""
+    views = []
+    for base in (images, images.flip(-1)):
+        if shift:
+            views += [(base, 0.5), (translate(base, shift), 0.25), (translate(base, -shift), 0.25)]
+        else:
+            views.append((base, 1.0))
+    return views

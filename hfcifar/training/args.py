@@ -20,6 +20,23 @@ class CifarTrainingArguments(TrainingArguments):
     flip: bool = field(default=True, metadata={"help": "Random horizontal flips during training."})
     cutout_size: int = field(default=0, metadata={"help": "Side of the Cutout square in pixels (0 disables)."})
     tta: bool = field(default=False, metadata={"help": "Average logits over the image and its mirror at evaluation."})
+    tta_translate: int = field(
+        default=0,
+        metadata={"help": "With tta, also average over each view shifted by ±N pixels diagonally (reflect-padded; "
+                          "weights 1/2 unshifted, 1/4 each shift, as airbench's level-2 TTA). 0 disables."},
+    )
+    lookahead_decay: float = field(
+        default=0.0,
+        metadata={"help": "Lookahead (airbench): every `lookahead_every` steps the slow weights move toward the fast "
+                          "ones with decay d = lookahead_decay · progress³ and the fast weights restart from them; the "
+                          "last step copies the slow weights into the model. 0 disables."},
+    )
+    lookahead_every: int = field(default=5, metadata={"help": "Optimizer steps between Lookahead synchronizations."})
+    whiten_stem: bool = field(
+        default=False,
+        metadata={"help": "Initialize the model's first convolution as a whitening of the training images' patches "
+                          "and freeze it (airbench); the model must define `init_stem_whitening(images)` (FastNet)."},
+    )
     channels_last: bool = field(default=True, metadata={"help": "Run conv nets in channels-last memory format."})
     time_budget_minutes: float | None = field(
         default=None, metadata={"help": "Stop cleanly (and save) once training has run this many minutes."}
@@ -41,4 +58,10 @@ class CifarTrainingArguments(TrainingArguments):
         # and it makes `accelerate launch --multi_gpu --num_processes N` / `torchrun` give N CPU processes.
         if not self.use_cpu and not torch.accelerator.is_available():
             self.use_cpu = True
+        if self.tta_translate < 0:
+            raise ValueError(f"tta_translate must be a number of pixels ≥ 0; got {self.tta_translate}.")
+        if not 0 <= self.lookahead_decay < 1:
+            raise ValueError(f"lookahead_decay must be in [0, 1) (0 disables Lookahead); got {self.lookahead_decay}.")
+        if self.lookahead_every < 1:
+            raise ValueError(f"lookahead_every must be ≥ 1; got {self.lookahead_every}.")
         super().__post_init__()

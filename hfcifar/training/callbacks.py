@@ -134,3 +134,45 @@ class TrainingCurvesCallback(TrainerCallback):
         if state.is_world_process_zero and args.plot_curves:
             os.makedirs(args.output_dir, exist_ok=True)
             plot_training_curves(state.log_history, os.path.join(args.output_dir, CURVES_FILE))
+
+
+class LookaheadCallback(TrainerCallback):
+    """Lookahead on the model's weights, as airbench uses it (Zhang et al., 2019, "Lookahead Optimizer: k steps
+    forward, 1 step back"; Jordan, 2024).
+
+    Every `every` optimizer steps the slow copy of every floating-point tensor of the model's state (weights and
+    batch-norm statistics) moves toward the fast one, `slow ← d·slow + (1 − d)·fast`, and the fast weights restart
+    from it; `d = decay · progress³` grows from 0 to `decay` over the run (`progress` = step / the planned last step,
+    which `end_step(state)` gives — the time budget's fitted end when there is one). At the end of training the slow
+    weights are copied into the model, so evaluation and the saved model use them.
+    """
+
+    def __init__(self, decay: float, every: int, end_step):
+        self.decay = decay
+        self.every = every
+        self.end_step = end_step
+        self.slow: dict[str, torch.Tensor] | None = None
+
+    @staticmethod
+    def _tensors(model) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+
+    @torch.no_grad()
+    def synchronize(self, model, decay: float) -> None:
+        for name, fast in self._tensors(model).items():
+            slow = self.slow[name]
+            slow.lerp_(fast, 1.0 - decay)
+            fast.copy_(slow)
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.slow is None:  # a resumed run already holds the checkpoint's slow weights
+            self.slow = {k: v.detach().clone() for k, v in self._tensors(model).items()}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0:
+            progress = min(1.0, state.global_step / max(1, self.end_step(state)))
+            self.synchronize(model, self.decay * progress**3)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if self.slow is not None:
+            self.synchronize(model, 1.0)  # the model takes the slow weights

@@ -267,6 +267,7 @@ def train_classifier(
         "eval_accuracy": metrics.get("eval_accuracy"),
         "eval_loss": metrics.get("eval_loss"),
         "tta": args.tta,
+        "tta_translate": args.tta_translate,
         "schedule_fitted_to_step": trainer.time_budget.fitted_end_step if trainer.time_budget else None,
         **trainer.method_summary(),
     }

@@ -18,11 +18,12 @@ import datasets
 import numpy as np
 import torch
 from transformers import EvalPrediction, Trainer, TrainerCallback
+from safetensors.torch import load_file, save_file
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
-from ..data import BatchAugmentation, CifarTensorDataset, collate_batch, to_float_images
+from ..data import BatchAugmentation, CifarTensorDataset, collate_batch, to_float_images, tta_views
 from .args import CifarTrainingArguments
-from .callbacks import TimeBudgetCallback, TrainingCurvesCallback
+from .callbacks import LookaheadCallback, TimeBudgetCallback, TrainingCurvesCallback
 
 STAGING_DIR = ".staging"
 
@@ -48,6 +49,22 @@ def as_tensor_dataset(dataset, split: str, num_labels: int) -> CifarTensorDatase
                 f"(labels must lie in [0, {num_labels - 1}])."
             )
     return dataset
+
+
+LOOKAHEAD_FILE = "lookahead.safetensors"
+#: Training images whose patches `whiten_stem` measures (the first ones: the same on every process).
+WHITENING_IMAGES = 1024
+
+
+def whiten_stem(model, train_dataset: CifarTensorDataset) -> None:
+    """`args.whiten_stem`: the model's `init_stem_whitening(images)` on the first training images, before the
+    optimizer exists (so a frozen stem is left out of it)."""
+    init = getattr(model, "init_stem_whitening", None)
+    if init is None:
+        raise ValueError(f"whiten_stem needs a model with `init_stem_whitening(images)` (FastNet has one); "
+                         f"{type(model).__name__} has none. Drop --whiten_stem.")
+    images = train_dataset.images[:WHITENING_IMAGES]
+    init(to_float_images(images.to(next(model.parameters()).device)))
 
 
 class _ResumeExtrasCallback(TrainerCallback):
@@ -95,6 +112,12 @@ class CifarTrainer(Trainer):
         callbacks.append(TrainingCurvesCallback())
         if args.time_budget_minutes:
             callbacks.append(TimeBudgetCallback(args.time_budget_minutes, device=args.device, fit_schedule=args.fit_schedule_to_budget))
+        self.lookahead = None
+        if args.lookahead_decay:
+            self.lookahead = LookaheadCallback(args.lookahead_decay, args.lookahead_every, self._planned_last_step)
+            callbacks.append(self.lookahead)
+        if args.whiten_stem and train_dataset is not None:
+            whiten_stem(model, train_dataset)
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, callbacks=callbacks, **kwargs)
         self.augmentation = BatchAugmentation(
             crop_padding=args.crop_padding, flip=args.flip, cutout_size=args.cutout_size,
@@ -105,6 +128,10 @@ class CifarTrainer(Trainer):
         self._keep_data_on_device()
         self._staging = False
         self.resumed_from: str | None = None
+
+    def _planned_last_step(self, state) -> int:
+        fitted = self.time_budget.fitted_end_step if self.time_budget is not None else None
+        return fitted or state.max_steps
 
     @staticmethod
     def label_count(model) -> int:
@@ -139,12 +166,15 @@ class CifarTrainer(Trainer):
         inputs = self.prepare_batch(inputs, augment=False)
         loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
         if self.args.tta and logits is not None:
-            mirrored_pixels = inputs["pixel_values"].flip(-1)
-            if self.args.channels_last:
-                mirrored_pixels = mirrored_pixels.contiguous(memory_format=torch.channels_last)
-            mirrored = {**inputs, "pixel_values": mirrored_pixels}
-            _, mirrored_logits, _ = super().prediction_step(model, mirrored, prediction_loss_only, ignore_keys)
-            logits = (logits + mirrored_logits) / 2
+            views = tta_views(inputs["pixel_values"], self.args.tta_translate)  # the first is the image itself
+            total = logits * views[0][1]
+            for view, weight in views[1:]:
+                if self.args.channels_last:
+                    view = view.contiguous(memory_format=torch.channels_last)
+                _, view_logits, _ = super().prediction_step(model, {**inputs, "pixel_values": view},
+                                                            prediction_loss_only, ignore_keys)
+                total = total + weight * view_logits
+            logits = total / sum(weight for _, weight in views)
         return loss, logits, labels
 
     # -- atomic checkpoints -------------------------------------------------------------------------------
@@ -190,12 +220,19 @@ class CifarTrainer(Trainer):
     def save_checkpoint_extras(self, checkpoint_dir: str) -> None:
         """Write what resuming needs beyond the Trainer's files (masks, EMA weights) into `checkpoint_dir`, the staged
         `checkpoint-N` folder: called on the saving process(es) after the Trainer wrote its files and before the folder
-        is renamed into place, so the extras land atomically with the weights. The plain trainer writes nothing."""
+        is renamed into place, so the extras land atomically with the weights. The plain trainer writes Lookahead's
+        slow weights when it uses Lookahead; a subclass calls `super().save_checkpoint_extras(checkpoint_dir)`."""
+        if self.lookahead is not None and self.lookahead.slow is not None:
+            save_file({k: v.contiguous().cpu() for k, v in self.lookahead.slow.items()},
+                      os.path.join(checkpoint_dir, LOOKAHEAD_FILE))
 
     def load_checkpoint_extras(self, checkpoint_dir: str) -> None:
         """Restore what `save_checkpoint_extras` wrote, on every process, when `train(resume_from_checkpoint=…)`
         resumes from `checkpoint_dir`: called at the start of training, after the Trainer loaded the weights, optimizer
         and scheduler and moved the model to its device (modify parameters in place: the optimizer holds them)."""
+        path = os.path.join(checkpoint_dir, LOOKAHEAD_FILE)
+        if self.lookahead is not None and os.path.isfile(path):
+            self.lookahead.slow = {k: v.to(self.args.device) for k, v in load_file(path).items()}
 
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None, **kwargs):
         # `resume_from_checkpoint=True` means the newest checkpoint, as in `Trainer.train`; `resumed_from` keeps the

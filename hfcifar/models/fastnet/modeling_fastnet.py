@@ -141,6 +141,27 @@ class FastNetModel(FastNetPreTrainedModel):
         self.pooler = nn.AdaptiveMaxPool2d(1)
         self.post_init()
 
+    @torch.no_grad()
+    def init_stem_whitening(self, pixel_values: torch.Tensor, eps: float = 5e-4, freeze: bool = True) -> None:
+        """Set the stem convolution to whiten the k×k patches of `pixel_values` (airbench's first layer).
+
+        The patch covariance's top `stem_width // 2` eigenvectors v, scaled by 1/√(λ + eps), become filters in
+        ± pairs (so the activation after the stem keeps both signs). With `freeze` the filters stay fixed in training.
+        """
+        check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
+        conv = self.stem[0]
+        size = conv.kernel_size[0]
+        patches = nn.functional.unfold(self.normalization(pixel_values).double(), size)  # N × (C·k·k) × L
+        patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+        patches = patches - patches.mean(dim=0)
+        eigenvalues, eigenvectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+        count = min(conv.out_channels // 2, eigenvectors.shape[1])
+        top = eigenvectors[:, -count:].flip(-1) / (eigenvalues[-count:].flip(-1) + eps).sqrt()
+        filters = torch.cat([top, -top], dim=1).T.reshape(2 * count, *conv.weight.shape[1:])
+        conv.weight.zero_()
+        conv.weight[: 2 * count].copy_(filters.to(conv.weight.dtype))
+        conv.weight.requires_grad_(not freeze)
+
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, return_dict: bool = True):
         check_pixel_values(pixel_values, self.config.num_channels, self.config.image_size)
         hidden_states = self.stem(self.normalization(pixel_values))
@@ -166,6 +187,10 @@ class FastNetForImageClassification(FastNetPreTrainedModel):
         self.fastnet = FastNetModel(config)
         self.classifier = nn.Linear(config.widths[-1], config.num_labels, bias=False)
         self.post_init()
+
+    def init_stem_whitening(self, pixel_values: torch.Tensor, eps: float = 5e-4, freeze: bool = True) -> None:
+        """See [`FastNetModel.init_stem_whitening`] (`CifarTrainingArguments.whiten_stem` calls it)."""
+        self.fastnet.init_stem_whitening(pixel_values, eps=eps, freeze=freeze)
 
     def forward(
         self,
