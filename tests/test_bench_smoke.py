@@ -30,3 +30,11 @@ def test_diffusion_sampling_bench_runs():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "overhead ratio pipeline/bare = " in result.stdout and "wall time per NFE = " in result.stdout
     assert "max |pipeline − bare| = 0.00e+00" in result.stdout
+
+
+def test_quick_recipe_bench_runs(cifar_source):
+    command = [sys.executable, str(REPO / "bench" / "quick_recipe.py"), "--dataset", cifar_source, "--minutes", "0.03",
+               "--seeds", "1", "--holdout", "40", "--model", "fastnet-tiny", "--parallel"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ratio hfcifar/plain = " in result.stdout and "difference hfcifar − plain: " in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -99,3 +100,24 @@ def tta_views(images: torch.Tensor, shift: int = 0) -> list[tuple[torch.Tensor, 
         else:
             views.append((base, 1.0))
     return views
+
+
+def cutmix(images: torch.Tensor, labels: torch.Tensor, alpha: float = 1.0,
+           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """CutMix (Yun et al., 2019) on a whole batch: a random box of each image is replaced by the same box of another
+    image of the batch (a random permutation). Returns `(images, other_labels, weight)`: the loss is
+    `weight · CE(labels) + (1 − weight) · CE(other_labels)`, `weight` the kept area fraction (λ ~ Beta(α, α), the box
+    clipped at the border)."""
+    n, _, height, width = images.shape
+    device = images.device
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    order = torch.randperm(n, device=device, generator=generator)
+    cut_h, cut_w = int(height * math.sqrt(1 - lam)), int(width * math.sqrt(1 - lam))
+    cy = int(torch.randint(height, (1,), generator=generator))
+    cx = int(torch.randint(width, (1,), generator=generator))
+    y1, y2 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+    x1, x2 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+    mixed = images.clone()
+    mixed[:, :, y1:y2, x1:x2] = images[order, :, y1:y2, x1:x2]
+    weight = 1.0 - (y2 - y1) * (x2 - x1) / (height * width)
+    return mixed, labels[order], weight

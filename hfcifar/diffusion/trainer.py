@@ -250,6 +250,7 @@ class DiffusionTrainer(CifarTrainer):
 
     def save_checkpoint_extras(self, checkpoint_dir: str) -> None:
         # the EMA weights and step, inside the staged checkpoint folder, so they land atomically with the weights
+        super().save_checkpoint_extras(checkpoint_dir)
         if self.ema is None:
             return
         names = [name for name, _ in self.unet.named_parameters()]
@@ -259,6 +260,7 @@ class DiffusionTrainer(CifarTrainer):
             json.dump({"optimization_step": self.ema.optimization_step, "decay": self.ema.decay}, f)
 
     def load_checkpoint_extras(self, checkpoint_dir: str) -> None:
+        super().load_checkpoint_extras(checkpoint_dir)
         ema_file = os.path.join(checkpoint_dir, EMA_FILE)
         if self.ema is None or not os.path.isfile(ema_file):
             return

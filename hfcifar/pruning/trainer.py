@@ -361,6 +361,7 @@ class PruningTrainer(CifarTrainer):
 
     def save_checkpoint_extras(self, checkpoint_dir: str) -> None:
         # the exact masks, for `resume_from_checkpoint` (zeros alone would also mark an unpruned weight that is 0)
+        super().save_checkpoint_extras(checkpoint_dir)
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         masks = {name: layer.weight_mask.detach().to("cpu", torch.bool).contiguous()
                  for name, layer in prunable_layers(model).items() if hasattr(layer, "weight_mask")}
@@ -380,6 +381,7 @@ class PruningTrainer(CifarTrainer):
     def load_checkpoint_extras(self, checkpoint_dir: str) -> None:
         # The checkpoint's plain weights loaded with masks `weight != 0` (`_accept_plain_weight`); the exact masks
         # replace them in place (the optimizer already holds `weight_orig`, which must stay the same parameter).
+        super().load_checkpoint_extras(checkpoint_dir)
         masks_file = os.path.join(checkpoint_dir, MASKS_FILE)
         if os.path.isfile(masks_file):
             layers = prunable_layers(self.accelerator.unwrap_model(self.model, keep_torch_compile=False))

@@ -19,6 +19,12 @@ class CifarTrainingArguments(TrainingArguments):
     crop_padding: int = field(default=4, metadata={"help": "Reflect-padding before the random crop (0 disables)."})
     flip: bool = field(default=True, metadata={"help": "Random horizontal flips during training."})
     cutout_size: int = field(default=0, metadata={"help": "Side of the Cutout square in pixels (0 disables)."})
+    cutmix_probability: float = field(
+        default=0.0,
+        metadata={"help": "Probability that a training batch gets CutMix (Yun et al., 2019): a random box of every image "
+                          "from another image of the batch, labels mixed by area. 0 disables."},
+    )
+    cutmix_alpha: float = field(default=1.0, metadata={"help": "CutMix's Beta(α, α) of the kept area."})
     tta: bool = field(default=False, metadata={"help": "Average logits over the image and its mirror at evaluation."})
     tta_translate: int = field(
         default=0,
@@ -58,6 +64,9 @@ class CifarTrainingArguments(TrainingArguments):
         # and it makes `accelerate launch --multi_gpu --num_processes N` / `torchrun` give N CPU processes.
         if not self.use_cpu and not torch.accelerator.is_available():
             self.use_cpu = True
+        if not 0 <= self.cutmix_probability <= 1 or self.cutmix_alpha <= 0:
+            raise ValueError(f"cutmix_probability must be in [0, 1] and cutmix_alpha > 0; got {self.cutmix_probability} "
+                             f"and {self.cutmix_alpha}.")
         if self.tta_translate < 0:
             raise ValueError(f"tta_translate must be a number of pixels ≥ 0; got {self.tta_translate}.")
         if not 0 <= self.lookahead_decay < 1:

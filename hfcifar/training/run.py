@@ -145,6 +145,16 @@ class TrainingRun:
         the overrides on top, plus `RUN_DEFAULTS` (evaluate and save every epoch, keep one checkpoint, …)."""
         arguments_class = arguments_class or family.arguments_class
         settings = get_recipe(self.recipe_name(family), family, model=self.model_name)
+        # A recipe's batch size is the *global* batch its learning rate was chosen for: under N processes each takes
+        # 1/N of it (an explicit batch size stays per device, as in TrainingArguments), so the same recipe trains the
+        # same way on 1 or N processes instead of silently doubling the batch at an unchanged learning rate.
+        processes = int(os.environ.get("WORLD_SIZE", "1"))
+        batch = settings.get("per_device_train_batch_size")
+        if processes > 1 and batch and "per_device_train_batch_size" not in self.training_overrides:
+            if batch % processes:
+                raise ValueError(f"The recipe's batch of {batch} does not split over {processes} processes; pass "
+                                 "--batch-size (per process) explicitly.")
+            settings["per_device_train_batch_size"] = batch // processes
         settings.update(self.training_overrides)
         for key, value in RUN_DEFAULTS.items():
             settings.setdefault(key, value)
@@ -199,6 +209,8 @@ class TrainingRun:
             "stopped_by_time_budget": trainer.stopped_by_time_budget,
             "resumed_from": checkpoint,
             "num_processes": trainer.accelerator.num_processes,
+            "global_train_batch_size": args.per_device_train_batch_size * trainer.accelerator.num_processes
+            * args.gradient_accumulation_steps,
             "parameters_in_sync": _parameters_in_sync(trainer),
             "seed": args.seed,
             "device": str(args.device),

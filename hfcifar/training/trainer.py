@@ -17,11 +17,12 @@ import shutil
 import datasets
 import numpy as np
 import torch
-from transformers import EvalPrediction, Trainer, TrainerCallback
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from transformers import EvalPrediction, Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
-from ..data import BatchAugmentation, CifarTensorDataset, collate_batch, to_float_images, tta_views
+from ..data import BatchAugmentation, CifarTensorDataset, collate_batch, cutmix, to_float_images, tta_views
 from .args import CifarTrainingArguments
 from .callbacks import LookaheadCallback, TimeBudgetCallback, TrainingCurvesCallback
 
@@ -52,6 +53,8 @@ def as_tensor_dataset(dataset, split: str, num_labels: int) -> CifarTensorDatase
 
 
 LOOKAHEAD_FILE = "lookahead.safetensors"
+# Keys a CutMix batch carries from `prepare_batch` to `compute_loss`.
+MIXED_LABELS, MIX_WEIGHT = "cutmix_labels", "cutmix_weight"
 #: Training images whose patches `whiten_stem` measures (the first ones: the same on every process).
 WHITENING_IMAGES = 1024
 
@@ -154,10 +157,27 @@ class CifarTrainer(Trainer):
         pixels = inputs.get("pixel_values")
         if isinstance(pixels, torch.Tensor) and pixels.dtype == torch.uint8:
             pixels = self.augmentation(pixels) if augment else to_float_images(pixels)
+            if augment and self.args.cutmix_probability and "labels" in inputs and \
+                    torch.rand(()) < self.args.cutmix_probability:
+                pixels, inputs[MIXED_LABELS], inputs[MIX_WEIGHT] = cutmix(pixels, inputs["labels"], self.args.cutmix_alpha)
             if self.args.channels_last:
                 pixels = pixels.contiguous(memory_format=torch.channels_last)
             inputs["pixel_values"] = pixels
         return inputs
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The model's loss; for a CutMix batch the area-weighted cross-entropy of both label sets (with the
+        arguments' label smoothing). A method trainer overriding this sees CutMix batches only if it enables CutMix."""
+        if MIXED_LABELS not in inputs:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        inputs = dict(inputs)
+        labels, mixed, weight = inputs.pop("labels"), inputs.pop(MIXED_LABELS), inputs.pop(MIX_WEIGHT)
+        outputs = model(**inputs)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        smoothing = self.args.label_smoothing_factor
+        loss = weight * F.cross_entropy(logits, labels, label_smoothing=smoothing) + \
+            (1 - weight) * F.cross_entropy(logits, mixed, label_smoothing=smoothing)
+        return (loss, outputs) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         return super().training_step(model, self.prepare_batch(inputs, augment=True), num_items_in_batch)
