@@ -104,10 +104,11 @@ def plain_run(train_x, train_y, test_x, test_y, minutes: float, seed: int) -> di
             optimizer.step()
             step += 1
         epoch += 1
-        if epochs is None:  # after the first epoch: as many epochs as the budget holds
-            epochs = max(2, int(budget / (time.perf_counter() - start)))
-        if time.perf_counter() - start > budget:
+        elapsed = time.perf_counter() - start
+        if elapsed > budget:
             break
+        # as many epochs as the budget holds, re-estimated after every epoch (the first one is the slowest)
+        epochs = max(epoch + 1, int(budget / (elapsed / epoch)))
     seconds = time.perf_counter() - start
     model.eval()
     with torch.no_grad():

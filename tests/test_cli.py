@@ -83,7 +83,7 @@ def test_training_arguments_flags_reach_the_trainer_arguments(tmp_path):
     assert args.bf16 and args.push_to_hub and args.hub_model_id == "me/fastnet-tiny"
     assert (args.max_steps, args.learning_rate, args.per_device_train_batch_size) == (1, 0.05, 16)
     assert args.disable_tqdm and args.seed == 3 and args.tta is False and args.weight_decay == 0
-    # the recipe ("quick" for FastNet) fills what the command line does not set; the run defaults the rest
+    # the recipe ("quick" for fastnet-tiny) fills what the command line does not set; the run defaults the rest
     assert args.optim == "sgd" and args.label_smoothing_factor == 0.2 and args.crop_padding == 2
     assert args.eval_strategy == "epoch" and args.logging_steps == 10
     # same flags in either spelling; the long TrainingArguments names of the short flags work too

@@ -223,9 +223,9 @@ def test_recipes_are_typed_by_training_family():
             assert set(get_recipe(name, family)) <= fields, name
     assert RECIPES.get("quick").family == "classifier" and "ema_decay" not in get_recipe("quick")
     assert RECIPES.get("ddpm").family == "diffusion" and get_recipe("ddpm")["ema_decay"] == 0.9999
-    assert set(recipes_of("classifier")) == {"quick", "sgd-cosine", "one-cycle"}
+    assert set(recipes_of("classifier")) == {"airbench-cpu", "quick", "sgd-cosine", "one-cycle"}
     with pytest.raises(ValueError, match="Recipe 'ddpm' belongs to the diffusion family, but 'fastnet' is in the "
-                                         "classifier family; its recipes are: one-cycle, quick, sgd-cosine"):
+                                         "classifier family; its recipes are: airbench-cpu, one-cycle, quick, sgd-cosine"):
         get_recipe("ddpm", "classifier", model="fastnet")
     with pytest.raises(ValueError, match="Unknown recipe 'qiuck'; available: .*quick"):
         get_recipe("qiuck")
@@ -253,7 +253,7 @@ def test_models_dispatch_on_their_training_family(tmp_path):
     assert family_of("someone/cifar-model").name == "classifier"  # a Hub id fine-tunes as a classifier
     create_model("fastnet-tiny").save_pretrained(tmp_path / "saved")
     assert family_of(str(tmp_path / "saved")) is CLASSIFIER
-    assert (default_recipe("fastnet"), default_recipe("resnet18")) == ("quick", "sgd-cosine")
+    assert (default_recipe("fastnet"), default_recipe("resnet18")) == ("airbench-cpu", "sgd-cosine")
     with pytest.raises(ValueError, match="Unknown model 'fastnett'.*fastnet-tiny"):
         family_of("fastnett")
     # the shared leading parameters: defined once, shorthands for two training arguments, None = the recipe's
