@@ -1,6 +1,8 @@
 """Training throughput: hfcifar's CifarTrainer vs a plain PyTorch loop (same model, batch, data, one process).
 
     python bench/train_throughput.py --dataset ../shared/data/cifar10-mini            # ResNet-18, batch 128
+    python bench/train_throughput.py --dataset ../shared/data/cifar10-mini --model fastnet --steps 40 --rounds 3
+                                                                                       # the default model
 
 Prints images/s of each path and `ratio hfcifar/plain = X` (target X ≥ 0.95), plus the naive path a user gets
 from a vanilla `transformers.Trainer` fed by a `datasets` per-example transform (PIL decode + numpy crop/flip
