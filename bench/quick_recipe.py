@@ -119,16 +119,22 @@ def plain_run(train_x, train_y, test_x, test_y, minutes: float, seed: int) -> di
 
 
 # -- data ------------------------------------------------------------------------------------------------------------
+def write_splits(train, test, folder: Path) -> Path:
+    """`train` and `test` (Hub-schema datasets) as a folder `load_cifar10` reads: training on `train`, held out `test`."""
+    target = folder / "plain_text"
+    target.mkdir(parents=True, exist_ok=True)
+    train.to_parquet(str(target / "train-00000-of-00001.parquet"))
+    test.to_parquet(str(target / "test-00000-of-00001.parquet"))
+    return folder
+
+
 def carve(dataset: str, holdout: int, holdout_seed: int, folder: Path) -> tuple[Path, dict]:
     """Write the training images (`train`) and the held-out images (`test`) as a Hub-schema folder."""
     from hfcifar.data import load_cifar10
 
     data = load_cifar10(dataset, validation_size=holdout, seed=holdout_seed)
-    target = folder / "data" / "plain_text"
-    target.mkdir(parents=True, exist_ok=True)
-    data["train"].to_parquet(str(target / "train-00000-of-00001.parquet"))
-    data["validation"].to_parquet(str(target / "test-00000-of-00001.parquet"))
-    return folder / "data", {"train": len(data["train"]), "test": len(data["validation"])}
+    return write_splits(data["train"], data["validation"], folder / "data"), {
+        "train": len(data["train"]), "test": len(data["validation"])}
 
 
 def tensors(folder: Path, split: str):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quick_recipe import collect, run_job  # noqa: E402
+from quick_recipe import collect, run_job, write_splits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,11 +46,7 @@ def main() -> None:
     folders = {}
     for seed in range(args.seeds):
         parts = pool.train_test_split(test_size=args.validation, seed=seed, stratify_by_column="label")
-        target = scratch / f"data-{seed}" / "plain_text"
-        target.mkdir(parents=True)
-        parts["train"].to_parquet(str(target / "train-00000-of-00001.parquet"))
-        parts["test"].to_parquet(str(target / "test-00000-of-00001.parquet"))
-        folders[seed] = target.parent
+        folders[seed] = write_splits(parts["train"], parts["test"], scratch / f"data-{seed}")
     configs = [(name, json.loads(text)) for name, text in args.config]
     queue = [(name, overrides, seed) for seed in range(args.seeds) for name, overrides in configs]
     results: dict[str, list[dict]] = {name: [] for name, _ in configs}
