@@ -176,7 +176,8 @@ def job(kind: str, data: Path, minutes: float, seed: int, out: Path, recipe: str
     return {"accuracy": float(correct.mean()), "correct": correct.tolist(), "epochs": summary.get("epochs"),
             "tta_variants": tta_variants(net, held_out, out),
             "train_seconds": summary.get("train_runtime_seconds"), "wall_seconds": wall,
-            "summary_accuracy": summary.get("eval_accuracy"), "recipe": summary.get("recipe")}
+            "summary_accuracy": summary.get("eval_accuracy"), "recipe": summary.get("recipe"),
+            "mixed_precision": summary.get("mixed_precision"), "model": model}
 
 
 def tta_variants(net, held_out, out: Path) -> dict:
@@ -218,7 +219,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--holdout", type=int, default=660, help="held-out images carved first (default 660)")
     parser.add_argument("--holdout-seed", type=int, default=2026)
-    parser.add_argument("--model", default="fastnet")
+    parser.add_argument("--model", default=None, help="hfcifar model (default: `hfcifar train`'s default model)")
     parser.add_argument("--recipe", default=None, help="hfcifar recipe (default: the model's default)")
     parser.add_argument("--parallel", action="store_true", help="run both jobs of a seed at once, one thread each")
     parser.add_argument("--output-json", default=None)
@@ -229,6 +230,10 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--overrides", default=None, help=argparse.SUPPRESS)  # JSON training-argument overrides
     args = parser.parse_args()
+    if args.model is None:
+        from hfcifar.models import DEFAULT_MODEL
+
+        args.model = DEFAULT_MODEL
     if args.job:
         overrides = json.loads(args.overrides) if args.overrides else None
         result = job(args.job, Path(args.data), args.minutes, args.seed, Path(args.out), args.recipe, args.model,

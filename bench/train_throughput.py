@@ -2,7 +2,8 @@
 
     python bench/train_throughput.py --dataset ../shared/data/cifar10-mini            # ResNet-18, batch 128
     python bench/train_throughput.py --dataset ../shared/data/cifar10-mini --model fastnet --steps 40 --rounds 3
-                                                                                       # the default model
+    python bench/train_throughput.py --dataset ../shared/data/cifar10-mini --model fastnet-wide --bf16 --steps 40 \
+        --rounds 3 --skip-naive                                                        # the default job (bf16)
 
 Prints images/s of each path and `ratio hfcifar/plain = X` (target X ≥ 0.95), plus the naive path a user gets
 from a vanilla `transformers.Trainer` fed by a `datasets` per-example transform (PIL decode + numpy crop/flip
@@ -39,7 +40,7 @@ def images_per_second(times: list[float], warmup: int, batch_size: int) -> float
     return batch_size * (len(times) - 1 - warmup) / (times[-1] - times[warmup])
 
 
-def plain_loop(model_name, data: CifarTensorDataset, batch_size, steps, warmup, seed) -> float:
+def plain_loop(model_name, data: CifarTensorDataset, batch_size, steps, warmup, seed, bf16=False) -> float:
     """The reference: a hand-written loop on the same uint8 tensor with the same batched augmentation."""
     torch.manual_seed(seed)
     model = create_model(model_name).to(memory_format=torch.channels_last).train()
@@ -50,7 +51,8 @@ def plain_loop(model_name, data: CifarTensorDataset, batch_size, steps, warmup, 
     for _ in range(steps):
         index = torch.randint(0, len(data), (batch_size,))
         images = augment(data.images[index]).contiguous(memory_format=torch.channels_last)
-        loss = torch.nn.functional.cross_entropy(model(images).logits, data.labels[index])
+        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(model(images).logits, data.labels[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -69,10 +71,11 @@ def trainer_args(cls, output_dir, batch_size, steps, seed, **extra):
     )
 
 
-def hfcifar_trainer(model_name, data: CifarTensorDataset, batch_size, steps, warmup, seed) -> float:
+def hfcifar_trainer(model_name, data: CifarTensorDataset, batch_size, steps, warmup, seed, bf16=False) -> float:
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as out:
-        args = trainer_args(CifarTrainingArguments, out, batch_size, steps, seed, crop_padding=4, plot_curves=False)
+        args = trainer_args(CifarTrainingArguments, out, batch_size, steps, seed, crop_padding=4, plot_curves=False,
+                            bf16=bf16)
         CifarTrainer(model=create_model(model_name), args=args, train_dataset=data, callbacks=[timer]).train()
     return images_per_second(timer.times, warmup, batch_size)
 
@@ -108,6 +111,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast on both paths (the default job's precision "
+                        "where the machine has fast bf16); implies --skip-naive")
     args = parser.parse_args()
 
     hf = load_cifar10(args.dataset)["train"]
@@ -115,13 +120,15 @@ def main() -> None:
     total = args.steps + args.warmup
     results = {"plain": [], "hfcifar": [], "naive": []}
     for round_ in range(args.rounds):
-        results["plain"].append(plain_loop(args.model, data, args.batch_size, total, args.warmup, round_))
-        results["hfcifar"].append(hfcifar_trainer(args.model, data, args.batch_size, total, args.warmup, round_))
-        if not args.skip_naive:
+        results["plain"].append(plain_loop(args.model, data, args.batch_size, total, args.warmup, round_, args.bf16))
+        results["hfcifar"].append(hfcifar_trainer(args.model, data, args.batch_size, total, args.warmup, round_,
+                                                  args.bf16))
+        if not (args.skip_naive or args.bf16):
             results["naive"].append(naive_trainer(args.model, hf, args.batch_size, total, args.warmup, round_))
         print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f} img/s" for k, v in results.items() if v), flush=True)
     median = {k: statistics.median(v) for k, v in results.items() if v}
-    print(f"\n{args.model}, batch {args.batch_size}, {args.steps} timed steps × {args.rounds} rounds, "
+    print(f"\n{args.model}{' (bf16)' if args.bf16 else ''}, batch {args.batch_size}, {args.steps} timed steps × "
+          f"{args.rounds} rounds, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name, value in median.items():
         print(f"  {name:8s} {value:8.1f} img/s")

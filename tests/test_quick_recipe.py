@@ -1,4 +1,4 @@
-"""The quick recipe's airbench pieces: translate TTA, Lookahead, the whitened stem (issue 15)."""
+"""The quick recipe's pieces: translate TTA, Lookahead, the whitened stem, CutMix, MixUp, bf16 where fast (issue 15)."""
 
 import json
 
@@ -162,9 +162,69 @@ def test_a_recipes_batch_is_global_over_processes(monkeypatch):
     from hfcifar.training import CLASSIFIER, TrainingRun
 
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert TrainingRun.from_options("fastnet").settings(CLASSIFIER)["per_device_train_batch_size"] == 64  # 128 / 2
+    assert TrainingRun.from_options("fastnet").settings(CLASSIFIER)["per_device_train_batch_size"] == 32  # 64 / 2
     explicit = TrainingRun.from_options("fastnet", batch_size=100).settings(CLASSIFIER)
     assert explicit["per_device_train_batch_size"] == 100  # an explicit batch size is per process
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ValueError, match="does not split over 3 processes"):
         TrainingRun.from_options("fastnet").settings(CLASSIFIER)
+
+
+def test_mixup_blends_whole_images_and_weights_the_loss_by_lambda(tmp_path):
+    from hfcifar.data import mixup
+
+    torch.manual_seed(0)
+    images, labels = torch.rand(16, 3, 32, 32), torch.arange(16) % 10
+    mixed, other, lam = mixup(images, labels, alpha=0.2)
+    assert 0 <= lam <= 1
+    partner = [int((labels == o).nonzero()[0]) if (labels == o).sum() == 1 else None for o in other]
+    for i, j in enumerate(partner):
+        if j is not None:
+            assert torch.allclose(mixed[i], lam * images[i] + (1 - lam) * images[j], atol=1e-6)
+
+    data = CifarTensorDataset((torch.rand(32, 3, 32, 32) * 255).to(torch.uint8), torch.arange(32) % 10)
+    args = CifarTrainingArguments(output_dir=str(tmp_path), mixup_alpha=0.4, label_smoothing_factor=0.1,
+                                  report_to="none", disable_tqdm=True, channels_last=False)
+    trainer = CifarTrainer(model=create_model("fastnet-tiny"), args=args, train_dataset=data)
+    batch = trainer.prepare_batch({"pixel_values": data.images[:8], "labels": data.labels[:8]}, augment=True)
+    loss = trainer.compute_loss(trainer.model, batch)
+    with torch.no_grad():
+        logits = trainer.model(pixel_values=batch["pixel_values"]).logits
+    w, ce = batch["cutmix_weight"], torch.nn.functional.cross_entropy
+    expected = w * ce(logits, batch["labels"], label_smoothing=0.1) + (1 - w) * ce(logits, batch["cutmix_labels"],
+                                                                                   label_smoothing=0.1)
+    assert torch.allclose(loss, expected, atol=1e-5)
+    assert "cutmix_labels" not in trainer.prepare_batch({"pixel_values": data.images[:8], "labels": data.labels[:8]},
+                                                        augment=False)
+    with pytest.raises(ValueError, match="mixup_alpha"):
+        CifarTrainingArguments(output_dir="x", mixup_alpha=-1)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_auto_bf16_turns_bf16_on_only_where_it_is_fast(monkeypatch, tmp_path, fast):
+    import hfcifar.training.args as args_module
+
+    monkeypatch.setattr(args_module, "fast_bf16", lambda cpu=None: fast)
+    args = CifarTrainingArguments(output_dir=str(tmp_path), auto_bf16=True)
+    assert args.bf16 is fast
+    assert CifarTrainingArguments(output_dir=str(tmp_path)).bf16 is False  # off unless asked
+    assert CifarTrainingArguments(output_dir=str(tmp_path), auto_bf16=True, bf16=True).bf16  # explicit bf16 stays
+
+
+def test_fast_bf16_reads_the_cpu(monkeypatch):
+    from hfcifar.training.precision import fast_bf16
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert fast_bf16(cpu=True) is False
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert fast_bf16(cpu=True) is True
+
+
+def test_the_default_job_is_fastnet_wide_with_the_airbench_cpu_recipe():
+    from hfcifar.models import DEFAULT_MODEL
+    from hfcifar.training import default_recipe, get_recipe
+
+    recipe = get_recipe(default_recipe(DEFAULT_MODEL))
+    assert DEFAULT_MODEL == "fastnet-wide" and default_recipe(DEFAULT_MODEL) == "airbench-cpu"
+    assert recipe["auto_bf16"] and recipe["per_device_train_batch_size"] == 64 and recipe["time_budget_minutes"] == 10

@@ -223,9 +223,9 @@ def test_recipes_are_typed_by_training_family():
             assert set(get_recipe(name, family)) <= fields, name
     assert RECIPES.get("quick").family == "classifier" and "ema_decay" not in get_recipe("quick")
     assert RECIPES.get("ddpm").family == "diffusion" and get_recipe("ddpm")["ema_decay"] == 0.9999
-    assert set(recipes_of("classifier")) == {"airbench-cpu", "quick", "sgd-cosine", "one-cycle"}
+    assert set(recipes_of("classifier")) == {"airbench-cpu", "airbench-gpu", "quick", "sgd-cosine", "one-cycle"}
     with pytest.raises(ValueError, match="Recipe 'ddpm' belongs to the diffusion family, but 'fastnet' is in the "
-                                         "classifier family; its recipes are: airbench-cpu, one-cycle, quick, sgd-cosine"):
+                                         "classifier family; its recipes are: airbench-cpu, airbench-gpu, one-cycle, quick, sgd-cosine"):
         get_recipe("ddpm", "classifier", model="fastnet")
     with pytest.raises(ValueError, match="Unknown recipe 'qiuck'; available: .*quick"):
         get_recipe("qiuck")

@@ -1,6 +1,6 @@
 """CIFAR-10 data: loading from the Hub or a local folder, the uint8 tensor fast path, batched augmentation."""
 
-from .augment import BatchAugmentation, cutmix, cutout, random_crop, random_flip, to_float_images, translate, tta_views
+from .augment import BatchAugmentation, cutmix, cutout, mixup, random_crop, random_flip, to_float_images, translate, tta_views
 from .loading import (
     ENV_VAR,
     HUB_DATASET,
@@ -23,6 +23,7 @@ __all__ = [
     "HUB_DATASET",
     "collate_batch",
     "cutmix",
+    "mixup",
     "cutout",
     "decode_images",
     "eval_split_name",

@@ -121,3 +121,13 @@ def cutmix(images: torch.Tensor, labels: torch.Tensor, alpha: float = 1.0,
     mixed[:, :, y1:y2, x1:x2] = images[order, :, y1:y2, x1:x2]
     weight = 1.0 - (y2 - y1) * (x2 - x1) / (height * width)
     return mixed, labels[order], weight
+
+
+def mixup(images: torch.Tensor, labels: torch.Tensor, alpha: float = 0.2,
+          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """MixUp (Zhang et al., 2018) on a whole batch: each image blended with another image of the batch (a random
+    permutation), `λ·x + (1 − λ)·x_other` with one λ ~ Beta(α, α) per batch. Returns `(images, other_labels, λ)`, the
+    loss being `λ · CE(labels) + (1 − λ) · CE(other_labels)` (as for [`cutmix`])."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    order = torch.randperm(len(images), device=images.device, generator=generator)
+    return images.lerp(images[order], 1 - lam), labels[order], lam

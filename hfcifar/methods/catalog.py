@@ -76,14 +76,6 @@ PLANNED: tuple[PlannedMethod, ...] = (
         'generative',
     ),
     PlannedMethod(
-        12,
-        'exadam',
-        'EXAdam: The Power of Adaptive Cross-Moments',
-        'EXAdam torch optimizer',
-        'steps to a target training accuracy vs Adam on the same CNN, over ≥3 seeds (paper: 48.07% faster)',
-        'training',
-    ),
-    PlannedMethod(
         13,
         'mamba-pkd',
         'Mamba base PKD for efficient knowledge compression',

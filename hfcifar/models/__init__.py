@@ -59,7 +59,9 @@ def _discover() -> None:
 
 
 _discover()
-DEFAULT_MODEL = "fastnet"
+# `hfcifar train`'s default: FastNet at 4× the width (1.17M parameters), which with bf16 on a CPU that has bf16 units
+# trains as many epochs in 10 minutes as the 0.3M `fastnet` does in fp32, and ends more accurate (issue 15 note).
+DEFAULT_MODEL = "fastnet-wide"
 
 
 def list_models() -> list[str]:

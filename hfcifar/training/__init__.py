@@ -5,6 +5,7 @@ from .adversarial import AdversarialTrainer, AdversarialTrainingArguments
 from .args import CifarTrainingArguments
 from .callbacks import TimeBudgetCallback, TrainingCurvesCallback, plot_training_curves
 from .families import TRAINING_FAMILIES, TrainingFamily, families, family_of, train
+from .optimizers import OPTIMIZERS
 from .recipes import DEFAULT_RECIPES, RECIPES, Recipe, default_recipe, get_recipe, recipes_of, register_recipe
 from .run import CLASSIFIER, SUMMARY_FILE, RunArguments, RunDirectoryError, TrainingRun, train_classifier
 from .trainer import CifarTrainer, accuracy_metrics
@@ -16,6 +17,7 @@ __all__ = [
     "CifarTrainer",
     "CifarTrainingArguments",
     "DEFAULT_RECIPES",
+    "OPTIMIZERS",
     "RECIPES",
     "Recipe",
     "RunArguments",

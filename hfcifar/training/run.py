@@ -155,7 +155,11 @@ class TrainingRun:
                 raise ValueError(f"The recipe's batch of {batch} does not split over {processes} processes; pass "
                                  "--batch-size (per process) explicitly.")
             settings["per_device_train_batch_size"] = batch // processes
-        settings.update(self.training_overrides)
+        # the recipe's `optim_args` belong to the recipe's optimizer: another `optim` without its own args drops them
+        overrides = self.training_overrides
+        if "optim" in overrides and "optim_args" not in overrides and overrides["optim"] != settings.get("optim"):
+            settings.pop("optim_args", None)
+        settings.update(overrides)
         for key, value in RUN_DEFAULTS.items():
             settings.setdefault(key, value)
         unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(arguments_class)} - {"output_dir"})
@@ -209,6 +213,7 @@ class TrainingRun:
             "stopped_by_time_budget": trainer.stopped_by_time_budget,
             "resumed_from": checkpoint,
             "num_processes": trainer.accelerator.num_processes,
+            "mixed_precision": trainer.accelerator.mixed_precision,  # "bf16" where `auto_bf16` found fast bf16
             "global_train_batch_size": args.per_device_train_batch_size * trainer.accelerator.num_processes
             * args.gradient_accumulation_steps,
             "parameters_in_sync": _parameters_in_sync(trainer),

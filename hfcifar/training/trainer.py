@@ -22,9 +22,10 @@ from safetensors.torch import load_file, save_file
 from transformers import EvalPrediction, Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
-from ..data import BatchAugmentation, CifarTensorDataset, collate_batch, cutmix, to_float_images, tta_views
+from ..data import BatchAugmentation, CifarTensorDataset, collate_batch, cutmix, mixup, to_float_images, tta_views
 from .args import CifarTrainingArguments
 from .callbacks import LookaheadCallback, TimeBudgetCallback, TrainingCurvesCallback
+from .optimizers import is_registered_optimizer, registered_optimizer_cls_and_kwargs
 
 STAGING_DIR = ".staging"
 
@@ -132,6 +133,14 @@ class CifarTrainer(Trainer):
         self._staging = False
         self.resumed_from: str | None = None
 
+    @staticmethod
+    def get_optimizer_cls_and_kwargs(args, model=None):
+        """Transformers' optimizers, plus those of `OPTIMIZERS` (`--optim exadam`), built by the same
+        `create_optimizer` (weight-decay groups, checkpointed state)."""
+        if is_registered_optimizer(args.optim):
+            return registered_optimizer_cls_and_kwargs(args)
+        return Trainer.get_optimizer_cls_and_kwargs(args, model)
+
     def _planned_last_step(self, state) -> int:
         fitted = self.time_budget.fitted_end_step if self.time_budget is not None else None
         return fitted or state.max_steps
@@ -160,14 +169,16 @@ class CifarTrainer(Trainer):
             if augment and self.args.cutmix_probability and "labels" in inputs and \
                     torch.rand(()) < self.args.cutmix_probability:
                 pixels, inputs[MIXED_LABELS], inputs[MIX_WEIGHT] = cutmix(pixels, inputs["labels"], self.args.cutmix_alpha)
+            elif augment and self.args.mixup_alpha and "labels" in inputs:
+                pixels, inputs[MIXED_LABELS], inputs[MIX_WEIGHT] = mixup(pixels, inputs["labels"], self.args.mixup_alpha)
             if self.args.channels_last:
                 pixels = pixels.contiguous(memory_format=torch.channels_last)
             inputs["pixel_values"] = pixels
         return inputs
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The model's loss; for a CutMix batch the area-weighted cross-entropy of both label sets (with the
-        arguments' label smoothing). A method trainer overriding this sees CutMix batches only if it enables CutMix."""
+        """The model's loss; for a CutMix or MixUp batch the cross-entropy of both label sets weighted by the mix (with
+        the arguments' label smoothing). A method trainer overriding this sees mixed batches only if it enables them."""
         if MIXED_LABELS not in inputs:
             return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
         inputs = dict(inputs)
