@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from transformers import TrainerCallback
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -50,3 +51,14 @@ def synthetic_path(tmp_path_factory) -> str:
 def cifar_source(synthetic_path) -> str:
     """Real images when available, else the synthetic folder: training tests run everywhere."""
     return str(MINI) if (MINI / "plain_text").is_dir() else synthetic_path
+
+
+class StopAt(TrainerCallback):
+    """Stops training after optimizer step `step` (an interrupted run, for resume tests)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True

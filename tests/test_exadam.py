@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from transformers import TrainerCallback
+from conftest import StopAt
 
 from hfcifar.data import CifarTensorDataset
 from hfcifar.methods.exadam import EXAdam
@@ -121,15 +121,6 @@ def arguments(folder, **overrides):
                     channels_last=False, disable_tqdm=True)
     settings.update(overrides)
     return CifarTrainingArguments(**settings)
-
-
-class StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
 
 
 def test_cifar_trainer_builds_exadam_and_resume_gives_the_uninterrupted_weights(tmp_path):

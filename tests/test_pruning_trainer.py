@@ -5,7 +5,8 @@ import json
 import pytest
 import safetensors.torch
 import torch
-from transformers import AutoModelForImageClassification, TrainerCallback
+from conftest import StopAt
+from transformers import AutoModelForImageClassification
 
 import hfcifar
 from hfcifar.data import CifarTensorDataset
@@ -270,15 +271,6 @@ def test_plain_weights_load_into_a_masked_model_with_their_zeros_as_the_mask(tmp
     torch.testing.assert_close(target.weight_orig.detach(), layer.weight.detach())
     assert int((target.weight_mask == 0).sum()) == 5 * layer.weight.shape[0]
     assert plain_state_dict(trainer.model.state_dict()).keys() == source.state_dict().keys()
-
-
-class StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
 
 
 def test_resuming_from_a_checkpoint_restores_the_masks_and_continues_exactly(tmp_path):
