@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import MINI
 import yaml
 
 from hfcifar.cli import main
@@ -26,10 +27,12 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def run_dir(cifar_source, tmp_path_factory):
-    """A fastnet-tiny run folder trained for a few steps (real images when present)."""
+    """A fastnet-tiny run folder trained for a few steps (real images when present; on the 120 synthetic images half
+    are held out, so the tests' 48 evaluation images exist either way)."""
     out = tmp_path_factory.mktemp("robust") / "run"
+    held_out = None if cifar_source == str(MINI) else 0.5
     train_classifier(model="fastnet-tiny", dataset=cifar_source, output_dir=out, max_steps=8, disable_tqdm=True,
-                     logging_steps=4)
+                     logging_steps=4, validation_size=held_out)
     return out
 
 
