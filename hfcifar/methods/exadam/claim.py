@@ -75,27 +75,16 @@ LABELS = {"exadam": "EXAdam", "adamw_torch": "Adam"}
 
 
 class TrainingAccuracyProbe(TrainerCallback):
-    """Every `every` optimizer steps, the accuracy on a fixed set of training images (eval mode, no augmentation,
-    no TTA): `history` is `[(step, accuracy), …]`, starting with step 0."""
+    """Every `every` optimizer steps, the accuracy on `probe`, a fixed `CifarTensorDataset` of training images (eval
+    mode, no augmentation, no TTA: `ClaimContext.correct` on the bare model): `history` is `[(step, accuracy), …]`,
+    starting with step 0."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, every: int):
-        self.images, self.labels, self.every = images, labels, every
+    def __init__(self, probe, every: int):
+        self.probe, self.every = probe, every
         self.history: list[tuple[int, float]] = []
 
-    @torch.no_grad()
     def measure(self, model, step: int) -> None:
-        from hfcifar.data.augment import to_float_images
-
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        hits = 0
-        for start in range(0, len(self.images), 500):
-            pixels = to_float_images(self.images[start:start + 500].to(device))
-            logits = model(pixel_values=pixels).logits
-            hits += int((logits.argmax(-1).cpu() == self.labels[start:start + 500]).sum())
-        self.history.append((step, hits / len(self.images)))
-        model.train(was_training)
+        self.history.append((step, float(ClaimContext.correct(model, self.probe).mean())))
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self.measure(model, 0)
@@ -133,7 +122,7 @@ def run(ctx: ClaimContext) -> Result:
     def train_one(optimizer: str, learning_rate: float, seed: int, name: str):
         torch.manual_seed(seed)  # the same initial weights for both optimizers of a seed
         model = create_model("convnet", net_width=int(work["width"]), net_norm="batchnorm")
-        callback = TrainingAccuracyProbe(probe.images, probe.labels.cpu(), every)
+        callback = TrainingAccuracyProbe(probe, every)
         run = ctx.train(model, recipe(optimizer, learning_rate, work), name=name, max_steps=steps, seed=seed,
                         callbacks=[callback])
         reached, censored = steps_to_target(callback.history, target, steps)
