@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 
 from .common import UsageError, _number
 
@@ -43,11 +44,39 @@ def _add_pruning_arguments(parser: argparse.ArgumentParser) -> None:
                               "--prune rd, else 0")
 
 
-def train_parser(family, add_help: bool = True) -> argparse.ArgumentParser:
+def _trainer_choice(family, name: str | None):
+    """`(trainer_class, arguments_class)` of `--trainer NAME` for `family` (`(None, None)` without the flag)."""
+    if name is None:
+        return None, None
+    from ..training import trainer_classes
+
+    try:
+        trainer_class, arguments_class = trainer_classes(name)
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from error
+    if family.trainer_class is None or not issubclass(trainer_class, family.trainer_class) \
+            or not issubclass(arguments_class, family.arguments_class):
+        raise UsageError(f"--trainer {name} ({trainer_class.__name__}) trains classifiers, but the model is in the "
+                         f"{family.name} family ({family.description}); drop --trainer or pick a classifier.")
+    return trainer_class, arguments_class
+
+
+def list_trainers() -> int:
+    from ..training import TRAINERS, trainer_classes
+
+    for name in TRAINERS.names():
+        trainer_class, arguments_class = trainer_classes(name)
+        summary = (trainer_class.__doc__ or "").strip().split("\n")[0]
+        print(f"{name:26s} {trainer_class.__name__} ({arguments_class.__name__}) — {summary}")
+    return 0
+
+
+def train_parser(family, add_help: bool = True, arguments_class=None) -> argparse.ArgumentParser:
     """The parser of `hfcifar train` for a model of `family`: a `transformers.HfArgumentParser` over the shared run
     options (`RunArguments`), the family's arguments class (every `TrainingArguments` flag, in both spellings:
     `--gradient_accumulation_steps` / `--gradient-accumulation-steps`) and the family's own options, plus the short
     flags (`--output`, `--epochs`, `--batch-size`, `--lr`, `--no-progress`) and, for classifiers, pruning.
+    `arguments_class` replaces the family's (a `--trainer`'s arguments, a subclass of the family's).
 
     Training-argument flags have no parsed default: what the command line does not set comes from the recipe.
     """
@@ -56,28 +85,36 @@ def train_parser(family, add_help: bool = True) -> argparse.ArgumentParser:
     from ..models import DEFAULT_MODEL
     from ..training import RunArguments
 
-    classes = [RunArguments, family.arguments_class, *([family.options_class] if family.options_class else [])]
+    chosen_trainer = arguments_class is not None  # --trainer NAME: its arguments replace the --prune shortcuts
+    arguments_class = arguments_class or family.arguments_class
+    classes = [RunArguments, arguments_class, *([family.options_class] if family.options_class else [])]
     parser = HfArgumentParser(
         classes, prog="hfcifar train", add_help=add_help, formatter_class=argparse.HelpFormatter,
         usage="hfcifar train [MODEL] [--dataset DIR] [--output DIR] [--recipe NAME] [--max-steps N] "
               "[--time-budget-minutes M] [any TrainingArguments flag …]",
         description=f"Train a model of the {family.name} family: {family.description} (same job as "
                     f"`accelerate launch -m hfcifar.train`). Every "
-                    f"{family.arguments_class.__name__} field is a flag; the recipe gives the values not set here.")
+                    f"{arguments_class.__name__} field is a flag; the recipe gives the values not set here.")
     parser.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                         help=f"model preset (see `hfcifar train --list-models`) or a folder to fine-tune; default {DEFAULT_MODEL}")
     parser.add_argument("--list-models", action="store_true", help="list model presets and recipes, then exit")
+    parser.add_argument("--trainer", default=None, metavar="NAME",
+                        help="train with this registered trainer (see --list-trainers), e.g. reste; its own "
+                             "arguments become flags")
+    parser.add_argument("--list-trainers", action="store_true", help="list the registered trainers, then exit")
     short = parser.add_argument_group("short flags", "aliases of training arguments")
     for flag, (dest, kind, text) in TRAINING_ARGUMENT_ALIASES.items():
         short.add_argument(flag, dest=dest, type=kind, help=f"{text} (= --{dest})")
     short.add_argument("--no-progress", dest="disable_tqdm", action="store_const", const=True,
                        help="no progress bars, logs only (= --disable_tqdm true)")
-    if _pruning_applies(family):
+    if not chosen_trainer and _pruning_applies(family):
         _add_pruning_arguments(parser)
-    training_fields = {f.name for f in dataclasses.fields(family.arguments_class)}
+    training_fields = {f.name for f in dataclasses.fields(arguments_class)}
     for action in parser._actions:
         if action.dest in training_fields:
             action.default = argparse.SUPPRESS  # explicit flags only: the recipe fills the rest
+        if action.help and "%" in action.help:  # field help is plain text ("90% of"); argparse would %-format it
+            action.help = re.sub(r"%(?!\()", "%%", action.help)
     return parser
 
 
@@ -86,6 +123,14 @@ def _unrecognized(arguments: list[str], family, model: str) -> str:
     from ..training import families
 
     flags = [a.split("=", 1)[0] for a in arguments if a.startswith("--")]
+    from ..training import TRAINERS, trainer_classes
+
+    for name in TRAINERS.names():  # a flag of a registered trainer's arguments, given without --trainer
+        fields = {f.name for f in dataclasses.fields(trainer_classes(name)[1])}
+        theirs = [flag for flag in flags if flag[2:].replace("-", "_") in fields]
+        if theirs:
+            return (f"{'/'.join(theirs)} {'is an argument' if len(theirs) == 1 else 'are arguments'} of the "
+                    f"{name!r} trainer: add --trainer {name} (or drop the flag).")
     for other in families():
         if other.name == family.name:
             continue
@@ -149,23 +194,29 @@ def parse_train(argv: list[str]) -> TrainCommand | None:
     if first.list_models:
         list_models()
         return None
+    if first.list_trainers:
+        list_trainers()
+        return None
     try:
         family = family_of(first.model)
     except ValueError as error:
         raise UsageError(str(error)) from error
-    parser = train_parser(family)
+    trainer_class, arguments_class = _trainer_choice(family, first.trainer)
+    parser = train_parser(family, arguments_class=arguments_class)
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
         parser.error(_unrecognized(unknown, family, namespace.model))  # exits with status 2
 
     values = vars(namespace)
-    training_fields = {f.name for f in dataclasses.fields(family.arguments_class)}
+    training_fields = {f.name for f in dataclasses.fields(arguments_class or family.arguments_class)}
     explicit = {key: value for key, value in values.items() if key in training_fields}
     output_dir = explicit.pop("output_dir", None)
     run_options = {f.name: values[f.name] for f in dataclasses.fields(RunArguments)}
     family_options = {f.name: values[f.name] for f in dataclasses.fields(family.options_class)
                       if values[f.name] is not None} if family.options_class else {}
     method = _method_trainer(namespace)
+    if trainer_class is not None:  # (its parser has no --prune shortcuts: `--trainer pruning` takes the fields)
+        method = {"trainer_class": trainer_class, "args_class": arguments_class}
     classes = {key: method.pop(key) for key in ("trainer_class", "args_class") if key in method}
     try:  # every value is checked before the run: the recipe of the model's family, the arguments it builds
         run = TrainingRun.from_options(namespace.model, output_dir=output_dir, **run_options, **explicit, **method)

@@ -93,6 +93,8 @@ class AutoencoderObjective(torch.nn.Module):
 class AutoencoderTrainer(CifarTrainer):
     """Trains a diffusers `AutoencoderKL` (passed as `model`) with [`AutoencoderObjective`]."""
 
+    arguments_class = AutoencoderTrainingArguments
+
     def __init__(self, model: AutoencoderKL = None, args: AutoencoderTrainingArguments | None = None, **kwargs):
         if args is None:
             args = AutoencoderTrainingArguments(output_dir="hfcifar_vae")

@@ -117,6 +117,8 @@ class DiffusionTrainer(CifarTrainer):
         vae ([`AutoencoderKL`], *optional*): train in its latent space (frozen).
     """
 
+    arguments_class = DiffusionTrainingArguments
+
     def __init__(self, model=None, args: DiffusionTrainingArguments | None = None, train_dataset=None, eval_dataset=None,
                  noise_scheduler: SchedulerMixin | None = None, vae=None, **kwargs):
         if args is None:

@@ -198,6 +198,8 @@ class PruningTrainer(CifarTrainer):
         pruning_history: one `{"step", "target_sparsity", "sparsity"}` per pruning event (`sparsity` counted).
     """
 
+    arguments_class = PruningTrainingArguments
+
     def __init__(self, model=None, args: PruningTrainingArguments | None = None, train_dataset=None, eval_dataset=None, **kwargs):
         if args is None:
             args = PruningTrainingArguments(output_dir="hfcifar_trainer")

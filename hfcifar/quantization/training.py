@@ -50,6 +50,8 @@ class QFXTrainer(CifarTrainer):
         >>> QFXTrainer(model=model, args=args, train_dataset=data["train"]).train()
     """
 
+    arguments_class = QFXTrainingArguments
+
     def __init__(self, model=None, *args, **kwargs):
         if model is not None and not is_fixed_point_quantized(model):
             raise ValueError("QFXTrainer trains a fixed-point model: convert it with hfcifar.quantization.quantize_model "

@@ -9,6 +9,7 @@ from .optimizers import OPTIMIZERS
 from .recipes import DEFAULT_RECIPES, RECIPES, Recipe, default_recipe, get_recipe, recipes_of, register_recipe
 from .run import CLASSIFIER, SUMMARY_FILE, RunArguments, RunDirectoryError, TrainingRun, train_classifier
 from .trainer import CifarTrainer, accuracy_metrics
+from .trainers import TRAINERS, trainer_classes, trainer_name
 
 __all__ = [
     "AdversarialTrainer",
@@ -23,6 +24,7 @@ __all__ = [
     "RunArguments",
     "RunDirectoryError",
     "SUMMARY_FILE",
+    "TRAINERS",
     "TRAINING_FAMILIES",
     "TimeBudgetCallback",
     "TrainingCurvesCallback",
@@ -38,4 +40,6 @@ __all__ = [
     "register_recipe",
     "train",
     "train_classifier",
+    "trainer_classes",
+    "trainer_name",
 ]

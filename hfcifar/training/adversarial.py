@@ -41,6 +41,8 @@ class AdversarialTrainer(CifarTrainer):
         >>> AdversarialTrainer(model=model, args=args, train_dataset=data["train"]).train()
     """
 
+    arguments_class = AdversarialTrainingArguments
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, AdversarialTrainingArguments):

@@ -23,6 +23,7 @@ from .args import CifarTrainingArguments
 from .families import TRAINING_FAMILIES, TrainingFamily
 from .recipes import default_recipe, get_recipe
 from .trainer import CifarTrainer
+from .trainers import trainer_classes, trainer_name
 
 SUMMARY_FILE = "train_summary.json"
 
@@ -235,6 +236,7 @@ def write_summary(trainer: CifarTrainer, output_dir: Path, summary: dict) -> Non
 def train_classifier(
     model: str = DEFAULT_MODEL,
     *,
+    trainer: str | None = None,
     trainer_class: type[CifarTrainer] = CifarTrainer,
     args_class: type[CifarTrainingArguments] = CifarTrainingArguments,
     **options,
@@ -243,6 +245,8 @@ def train_classifier(
 
     Args:
         model: a preset name (`hfcifar.models.list_models()`) or a folder/Hub id to fine-tune from.
+        trainer: the name of a registered trainer (`hfcifar.training.TRAINERS`, e.g. `"reste"`): sets
+            `trainer_class` and `args_class` (its `arguments_class`).
         trainer_class, args_class: a method's trainer (a `CifarTrainer` subclass) and its arguments class; every
             method that only changes the loss or a hook trains through this one function.
         options: the run's parameters, shared by every training family (see [`TrainingRun`] and [`RunArguments`]):
@@ -257,6 +261,10 @@ def train_classifier(
     Returns:
         The summary also written to `output_dir/train_summary.json`.
     """
+    if trainer is not None:
+        if trainer_class is not CifarTrainer:
+            raise TypeError(f"Pass either trainer={trainer!r} or trainer_class={trainer_class.__name__}, not both.")
+        trainer_class, args_class = trainer_classes(trainer)
     if not (isinstance(trainer_class, type) and issubclass(trainer_class, CifarTrainer)
             and isinstance(args_class, type) and issubclass(args_class, CifarTrainingArguments)):
         raise TypeError("trainer_class must subclass CifarTrainer and args_class CifarTrainingArguments; got "
@@ -278,6 +286,7 @@ def train_classifier(
     metrics = trainer.evaluate()
     summary = {
         **run.summary(trainer, settings, CLASSIFIER, data_info, result, seconds, checkpoint),
+        "trainer_name": trainer_name(trainer_class),
         "model_type": net.config.model_type,
         "num_parameters": sum(p.numel() for p in net.parameters()),
         "num_eval_examples": metrics.get("eval_num_examples"),

@@ -99,6 +99,8 @@ class CifarTrainer(Trainer):
     - `args.time_budget_minutes` stops training cleanly on every rank and saves.
     """
 
+    arguments_class = CifarTrainingArguments  # what `hfcifar train --trainer NAME` parses (hfcifar.training.TRAINERS)
+
     def __init__(self, model=None, args: CifarTrainingArguments | None = None, train_dataset=None, eval_dataset=None, **kwargs):
         if args is None:
             args = CifarTrainingArguments(output_dir="hfcifar_trainer")

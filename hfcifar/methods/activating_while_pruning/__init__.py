@@ -24,6 +24,7 @@ METHOD = Method(
   year    = {2023},
   url     = {https://arxiv.org/abs/2212.06145}
 }""",
+    provides=(("trainer", "activating-while-pruning", "hfcifar.methods.activating_while_pruning.trainer:APTrainer"),),
 )
 
 __getattr__, __dir__, __all__ = lazy_exports(

@@ -55,6 +55,8 @@ class APTrainer(PruningTrainer):
             event) and `ap_pruned` (the negative weights AP removed).
     """
 
+    arguments_class = APTrainingArguments
+
     def __init__(self, model=None, args: APTrainingArguments | None = None, reference_weights: dict[str, torch.Tensor] | None = None, **kwargs):
         if args is None:
             args = APTrainingArguments(output_dir="hfcifar_trainer")

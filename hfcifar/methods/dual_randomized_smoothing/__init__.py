@@ -36,6 +36,7 @@ METHOD = Method(
   year      = {2019},
   url       = {https://arxiv.org/abs/1902.02918}
 }""",
+    provides=(("trainer", "gaussian-noise", "hfcifar.methods.dual_randomized_smoothing.trainer:GaussianNoiseTrainer"),),
 )
 
 __getattr__, __dir__, __all__ = lazy_exports(

@@ -54,6 +54,8 @@ class GaussianNoiseTrainer(CifarTrainer):
         >>> GaussianNoiseTrainer(model=model, args=args, train_dataset=data["train"]).train()
     """
 
+    arguments_class = GaussianNoiseTrainingArguments
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, GaussianNoiseTrainingArguments):

@@ -118,6 +118,8 @@ class DefensiveDistillationTrainer(CifarTrainer):
         >>> DefensiveDistillationTrainer(model=student, args=args, teacher_model=teacher, train_dataset=data["train"]).train()
     """
 
+    arguments_class = DefensiveDistillationTrainingArguments
+
     # compute_loss returns a batch mean (not a sum over `num_items_in_batch`): let Trainer scale it for accumulation.
     loss_is_scaled_for_ga = False
 

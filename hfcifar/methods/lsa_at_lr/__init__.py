@@ -23,6 +23,7 @@ METHOD = Method(
   year    = {2022},
   url     = {https://arxiv.org/abs/2202.02626}
 }""",
+    provides=(("trainer", "at-lr", "hfcifar.methods.lsa_at_lr.trainer:ATLRTrainer"),),
 )
 
 __getattr__, __dir__, __all__ = lazy_exports(

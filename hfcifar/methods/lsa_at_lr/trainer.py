@@ -77,6 +77,8 @@ class ATLRTrainer(AdversarialTrainer):
         >>> ATLRTrainer(model=model, args=args, train_dataset=data["train"]).train()
     """
 
+    arguments_class = ATLRTrainingArguments
+
     # compute_loss returns a batch mean (not a sum over `num_items_in_batch`): let Trainer scale it for accumulation.
     loss_is_scaled_for_ga = False
 

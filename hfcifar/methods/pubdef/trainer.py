@@ -146,6 +146,8 @@ class PubDefTrainer(CifarTrainer):
         >>> trainer.train()
     """
 
+    arguments_class = PubDefTrainingArguments
+
     def __init__(self, model=None, args: PubDefTrainingArguments | None = None, train_dataset=None, eval_dataset=None,
                  source_models=None, **kwargs):
         if args is None:

@@ -26,6 +26,7 @@ METHOD = Method(
   pages     = {17055--17064},
   year      = {2023}
 }""",
+    provides=(("trainer", "reste", "hfcifar.methods.reste.trainer:ReSTETrainer"),),
 )
 
 __getattr__, __dir__, __all__ = lazy_exports(

@@ -38,6 +38,8 @@ class ReSTETrainer(CifarTrainer):
     differ in nothing else.
     """
 
+    arguments_class = ReSTETrainingArguments
+
     def __init__(self, model=None, args: CifarTrainingArguments | None = None, **kwargs):
         if model is None or not hasattr(model, "set_training_progress"):
             raise ValueError(
