@@ -60,7 +60,7 @@ def test_bad_trainer_choices_exit_2_before_any_work(argv, message, tmp_path, cap
 
 def test_a_trainers_flag_without_the_trainer_says_which_trainer_it_belongs_to(capsys):
     with pytest.raises(SystemExit) as exit_:
-        main(["train", "binary-resnet20", "--log_indicators", "false"])
+        main(["train", "fastnet-tiny", "--log_indicators", "false"])
     assert exit_.value.code == 2
     assert "--log_indicators is an argument of the 'reste' trainer: add --trainer reste" in capsys.readouterr().err
 
@@ -70,3 +70,27 @@ def test_train_classifier_takes_a_trainer_name_or_a_class_not_both(tmp_path):
 
     with pytest.raises(TypeError, match="not both"):
         train_classifier("binary-resnet20", trainer="reste", trainer_class=ReSTETrainer, output_dir=str(tmp_path / "x"))
+
+
+def test_a_binary_resnet_names_its_trainer_and_the_run_and_card_say_so(cifar_source, tmp_path, capsys):
+    """Issue 17 item 3: `hfcifar train binary-resnet20` trains with ReSTETrainer without --trainer."""
+    from hfcifar.hub.cards import render_card
+    from hfcifar.training import default_trainer
+
+    assert default_trainer("binary-resnet20") == "reste" and default_trainer("fastnet-tiny") == "cifar"
+    assert main(["train", "--list-models"]) == 0
+    assert any(line.startswith("binary-resnet20 ") and "(trainer reste)" in line
+               for line in capsys.readouterr().out.splitlines())
+    out = tmp_path / "binary"
+    assert main(["train", "binary-resnet20", "--dataset", cifar_source, "--output", str(out), "--max-steps", "2",
+                 "--no-progress"]) == 0
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert (summary["trainer"], summary["trainer_name"]) == ("ReSTETrainer", "reste")
+    assert default_trainer(str(out)) == "reste"  # a saved binary model fine-tunes with it too
+    assert "| Trainer | `ReSTETrainer` (`--trainer reste`) |" in str(render_card(out, write=False))
+
+
+def test_the_default_trainer_can_be_overridden(cifar_source, tmp_path):
+    summary = train_classifier("binary-resnet20", trainer="cifar", dataset=cifar_source, output_dir=str(tmp_path / "b"),
+                               max_steps=1, disable_tqdm=True)
+    assert (summary["trainer"], summary["trainer_name"]) == ("CifarTrainer", "cifar")

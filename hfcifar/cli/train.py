@@ -61,6 +61,15 @@ def _trainer_choice(family, name: str | None):
     return trainer_class, arguments_class
 
 
+def _default_trainer(family, model: str) -> str | None:
+    """The trainer a classifier names (`hfcifar.training.default_trainer`: ReSTE's for binary ResNets), or `None`
+    for `CifarTrainer` and for the other families."""
+    from ..training import CLASSIFIER, default_trainer
+
+    name = default_trainer(model) if family is CLASSIFIER else "cifar"
+    return None if name == "cifar" else name
+
+
 def list_trainers() -> int:
     from ..training import TRAINERS, trainer_classes
 
@@ -166,7 +175,9 @@ def list_models() -> int:
 
     for family in families():
         for name in family.presets():
-            print(f"{name:24s} recipe={default_recipe(name, family):12s} {family.name}")
+            trainer = _default_trainer(family, name)
+            print(f"{name:24s} recipe={default_recipe(name, family):12s} {family.name}"
+                  + (f" (trainer {trainer})" if trainer else ""))
     print("recipes:", "; ".join(f"{', '.join(recipes_of(f.name))} ({f.name})" for f in families() if recipes_of(f.name)))
     return 0
 
@@ -201,7 +212,7 @@ def parse_train(argv: list[str]) -> TrainCommand | None:
         family = family_of(first.model)
     except ValueError as error:
         raise UsageError(str(error)) from error
-    trainer_class, arguments_class = _trainer_choice(family, first.trainer)
+    trainer_class, arguments_class = _trainer_choice(family, first.trainer or _default_trainer(family, first.model))
     parser = train_parser(family, arguments_class=arguments_class)
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:

@@ -189,6 +189,8 @@ def _training_rows(summary: dict) -> list[tuple[str, str]]:
     rows = [
         ("Model", f"`{summary.get('model')}` ({summary.get('num_parameters', 0) / 1e6:.2f}M parameters)"),
         ("Recipe", f"`{summary.get('recipe')}`"),
+        ("Trainer", f"`{summary['trainer']}`" + (f" (`--trainer {summary['trainer_name']}`)" if summary.get("trainer_name")
+                                                 else "")) if summary.get("trainer") else None,
         ("Training data", f"{_count(summary.get('num_train_examples'))} images of {_dataset_name(str(summary.get('dataset')))}"),
         ("Held-out data", f"{_count(summary.get('num_eval_examples'))} images ({summary.get('eval_split')} split), never trained on"),
         ("Optimizer", f"{args.get('optim', 'adamw')} ({args.get('optim_args') or 'defaults'}), "
@@ -205,10 +207,11 @@ def _training_rows(summary: dict) -> list[tuple[str, str]]:
                       f"torch {summary.get('torch_version')}"),
         ("Seed", str(summary.get("seed"))),
     ]
-    if generator:
-        rows[3] = ("Held-out data", f"{_count(summary.get('num_eval_examples') or '—')} images ({summary.get('eval_split')} "
-                                    f"split): denoising loss {float(summary.get('eval_loss') or 0):.4f}")
     rows = [row for row in rows if row is not None]
+    if generator:
+        held_out = f"{_count(summary.get('num_eval_examples') or '—')} images ({summary.get('eval_split')} split): " \
+                   f"denoising loss {float(summary.get('eval_loss') or 0):.4f}"
+        rows = [("Held-out data", held_out) if name == "Held-out data" else (name, text) for name, text in rows]
     rows += [tuple(row) for row in summary.get("card_rows", [])]  # a method trainer's own rows (`method_summary`)
     return rows
 

@@ -9,7 +9,7 @@ from .optimizers import OPTIMIZERS
 from .recipes import DEFAULT_RECIPES, RECIPES, Recipe, default_recipe, get_recipe, recipes_of, register_recipe
 from .run import CLASSIFIER, SUMMARY_FILE, RunArguments, RunDirectoryError, TrainingRun, train_classifier
 from .trainer import CifarTrainer, accuracy_metrics
-from .trainers import TRAINERS, trainer_classes, trainer_name
+from .trainers import DEFAULT_TRAINERS, TRAINERS, default_trainer, trainer_classes, trainer_name
 
 __all__ = [
     "AdversarialTrainer",
@@ -18,6 +18,7 @@ __all__ = [
     "CifarTrainer",
     "CifarTrainingArguments",
     "DEFAULT_RECIPES",
+    "DEFAULT_TRAINERS",
     "OPTIMIZERS",
     "RECIPES",
     "Recipe",
@@ -32,6 +33,7 @@ __all__ = [
     "TrainingRun",
     "accuracy_metrics",
     "default_recipe",
+    "default_trainer",
     "families",
     "family_of",
     "get_recipe",

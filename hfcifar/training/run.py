@@ -23,7 +23,7 @@ from .args import CifarTrainingArguments
 from .families import TRAINING_FAMILIES, TrainingFamily
 from .recipes import default_recipe, get_recipe
 from .trainer import CifarTrainer
-from .trainers import trainer_classes, trainer_name
+from .trainers import default_trainer, trainer_classes, trainer_name
 
 SUMMARY_FILE = "train_summary.json"
 
@@ -246,7 +246,8 @@ def train_classifier(
     Args:
         model: a preset name (`hfcifar.models.list_models()`) or a folder/Hub id to fine-tune from.
         trainer: the name of a registered trainer (`hfcifar.training.TRAINERS`, e.g. `"reste"`): sets
-            `trainer_class` and `args_class` (its `arguments_class`).
+            `trainer_class` and `args_class` (its `arguments_class`). Without it (and without `trainer_class`), the
+            model's default trainer (`default_trainer(model)`: ReSTE's for binary ResNets, else `CifarTrainer`).
         trainer_class, args_class: a method's trainer (a `CifarTrainer` subclass) and its arguments class; every
             method that only changes the loss or a hook trains through this one function.
         options: the run's parameters, shared by every training family (see [`TrainingRun`] and [`RunArguments`]):
@@ -261,10 +262,10 @@ def train_classifier(
     Returns:
         The summary also written to `output_dir/train_summary.json`.
     """
-    if trainer is not None:
-        if trainer_class is not CifarTrainer:
-            raise TypeError(f"Pass either trainer={trainer!r} or trainer_class={trainer_class.__name__}, not both.")
-        trainer_class, args_class = trainer_classes(trainer)
+    if trainer is not None and trainer_class is not CifarTrainer:
+        raise TypeError(f"Pass either trainer={trainer!r} or trainer_class={trainer_class.__name__}, not both.")
+    if trainer is not None or (trainer_class is CifarTrainer and args_class is CifarTrainingArguments):
+        trainer_class, args_class = trainer_classes(trainer or default_trainer(model))  # the model names its trainer
     if not (isinstance(trainer_class, type) and issubclass(trainer_class, CifarTrainer)
             and isinstance(args_class, type) and issubclass(args_class, CifarTrainingArguments)):
         raise TypeError("trainer_class must subclass CifarTrainer and args_class CifarTrainingArguments; got "

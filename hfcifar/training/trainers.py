@@ -9,11 +9,20 @@ training package never names a method.
     >>> from hfcifar.training import trainer_classes
     >>> trainer_classes("cifar")
     (<class 'hfcifar.training.trainer.CifarTrainer'>, <class 'hfcifar.training.args.CifarTrainingArguments'>)
+
+A model names its trainer the way it names its recipe: `DEFAULT_TRAINERS` maps a `model_type` to the trainer its
+models train with when none is chosen (a binary ResNet trains with ReSTE's trainer, which its method provides:
+`("default trainer", "hfcifar-binary_resnet", "…:TRAINER_NAME")`); every other classifier trains with `CifarTrainer`.
 """
 
 from __future__ import annotations
 
-from ..registry import Registry
+import json
+import os
+from pathlib import Path
+
+from ..models import PRESETS
+from ..registry import Registry, RegistryError
 from .args import CifarTrainingArguments
 from .trainer import CifarTrainer
 
@@ -40,6 +49,36 @@ def trainer_classes(name: str) -> tuple[type[CifarTrainer], type[CifarTrainingAr
     return trainer_class, arguments_class
 
 
+#: `model_type` → the name of its default trainer in `TRAINERS` (filled by methods' `provides`; the value is the
+#: trainer's registered name, so a `provides` target is a `"module:NAME"` string constant).
+DEFAULT_TRAINERS: Registry[str] = Registry("default trainer")
+
+
+def model_type_of(model) -> str | None:
+    """The `model_type` of a preset name, a saved folder (its config.json) or a model instance; `None` if unknown."""
+    if hasattr(model, "config"):
+        return getattr(model.config, "model_type", None)
+    if isinstance(model, (str, os.PathLike)):
+        if isinstance(model, str) and model in PRESETS:
+            return PRESETS.get(model)[0].config_class.model_type
+        config = Path(model) / "config.json"
+        if config.is_file():
+            return json.loads(config.read_text()).get("model_type")
+    return None
+
+
+def default_trainer(model) -> str:
+    """The registered name of the trainer `model` trains with when none is chosen: its model type's entry in
+    `DEFAULT_TRAINERS`, else `"cifar"` (`CifarTrainer`)."""
+    model_type = model_type_of(model)
+    if model_type is None:
+        return "cifar"
+    try:
+        return DEFAULT_TRAINERS.get(model_type)
+    except RegistryError:
+        return "cifar"
+
+
 def trainer_name(trainer_class: type) -> str | None:
     """The registered name of `trainer_class` (`None` when it is not registered)."""
     for name in TRAINERS.names():
@@ -48,4 +87,4 @@ def trainer_name(trainer_class: type) -> str | None:
     return None
 
 
-__all__ = ["TRAINERS", "trainer_classes", "trainer_name"]
+__all__ = ["DEFAULT_TRAINERS", "TRAINERS", "default_trainer", "model_type_of", "trainer_classes", "trainer_name"]

@@ -26,7 +26,8 @@ METHOD = Method(
   pages     = {17055--17064},
   year      = {2023}
 }""",
-    provides=(("trainer", "reste", "hfcifar.methods.reste.trainer:ReSTETrainer"),),
+    provides=(("trainer", "reste", "hfcifar.methods.reste.trainer:ReSTETrainer"),
+              ("default trainer", "hfcifar-binary_resnet", "hfcifar.methods.reste.trainer:TRAINER_NAME")),
 )
 
 __getattr__, __dir__, __all__ = lazy_exports(

@@ -9,6 +9,10 @@ from hfcifar.training import CifarTrainer, CifarTrainingArguments
 from .indicators import EquilibriumIndicatorsCallback, PowerScheduleCallback
 
 
+#: The name `ReSTETrainer` is registered under (`hfcifar train --trainer reste`); binary ResNets default to it.
+TRAINER_NAME = "reste"
+
+
 @dataclass
 class ReSTETrainingArguments(CifarTrainingArguments):
     """[`CifarTrainingArguments`] plus whether to compute the equilibrium indicators at every update.
