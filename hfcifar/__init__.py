@@ -22,9 +22,8 @@ from .registry import provide  # noqa: E402
 # The diffusion training families, registered lazily (diffusers loads when `hfcifar train` meets one of their models).
 provide("training family", "diffusion", "hfcifar.diffusion.run:DIFFUSION_FAMILY")
 provide("training family", "autoencoder", "hfcifar.diffusion.autoencoder:AUTOENCODER_FAMILY")
-# The families' classifier trainers, for `hfcifar train --trainer NAME` (methods add theirs with `provides`).
+# The pruning family's trainer, for `hfcifar train --trainer pruning` (methods add theirs with `provides`).
 provide("trainer", "pruning", "hfcifar.pruning.trainer:PruningTrainer")
-provide("trainer", "qfx", "hfcifar.quantization.training:QFXTrainer")
 
 from . import quantization  # noqa: E402,F401  (registers the `qfx` quantizer with transformers)
 

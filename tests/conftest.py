@@ -1,6 +1,9 @@
 """Shared fixtures: no network (HF_HUB_OFFLINE), real CIFAR-10 images when ../shared is present."""
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +65,12 @@ class StopAt(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.step:
             control.should_training_stop = True
+
+
+def python_without_hfcifar(code: str, cwd: Path, timeout: int = 180) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter where `import hfcifar` fails (torch + transformers only)."""
+    prelude = "import sys\nsys.modules['hfcifar'] = None  # any import of hfcifar raises ImportError\n"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(cwd / "modules")}
+    env.pop("PYTHONPATH", None)
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -6,9 +6,10 @@ import pytest
 from hfcifar.models import ARCHITECTURES
 from hfcifar.utils.check_copies import PACKAGE_ROOT, find_drifted_copies
 
-SHARED_MODELING = ["check_pixel_values", "PixelNormalization", "classification_loss"]
+SHARED_MODELING = ["check_pixel_values", "PixelNormalization", "classification_loss", "ClippedReLU",
+                   "apply_clipped_activations"]
 SHARED_CONFIG = ["CIFAR10_LABELS", "CIFAR10_MEAN", "CIFAR10_STD", "default_cifar10_labels", "check_positive",
-                 "check_image_fields"]
+                 "check_image_fields", "check_quantization_loadable"]
 
 
 def test_no_copy_has_drifted():

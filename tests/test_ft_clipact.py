@@ -25,6 +25,7 @@ from hfcifar.faults.clipping import (
     ClippedReLU,
     activation_layers,
     clip_activations,
+    clipping_thresholds,
     load_clipped_model,
     profile_activations,
 )
@@ -285,8 +286,9 @@ def test_a_clipped_model_round_trips_through_save_pretrained(tmp_path):
     loaded = load_clipped_model(tmp_path / "clipped")
     images = torch.rand(4, 3, 32, 32)
     torch.testing.assert_close(loaded(images).logits, clipped(images).logits)
-    plain = AutoModelForImageClassification.from_pretrained(str(tmp_path / "clipped"))
-    assert isinstance(plain.get_submodule(activation_layers(plain)[0]), nn.ReLU)  # plain loading: unclipped
+    reloaded = AutoModelForImageClassification.from_pretrained(str(tmp_path / "clipped"))  # the model clips itself
+    assert clipping_thresholds(reloaded) == clipped.config.clipped_activations
+    torch.testing.assert_close(reloaded(images).logits, clipped(images).logits)
     model.save_pretrained(tmp_path / "plain")
     with pytest.raises(ValueError, match="no clipped activations"):
         load_clipped_model(tmp_path / "plain")

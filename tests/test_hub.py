@@ -13,6 +13,7 @@ import torch
 from huggingface_hub import ModelCard
 
 import hfcifar
+from conftest import python_without_hfcifar
 from hfcifar.cli import main as hfcifar_main
 from hfcifar.evaluation import EVAL_RESULTS_FILE, evaluate_classifier, write_eval_results
 from hfcifar.hub import PushError, StagingError, push_model, render_card, stage_model, staged_files
@@ -33,15 +34,6 @@ def run_dir(cifar_source, tmp_path_factory):
 @pytest.fixture(scope="module")
 def staged(run_dir, tmp_path_factory):
     return stage_model(run_dir, tmp_path_factory.mktemp("staged") / "upload", repo_id="me/fastnet-tiny-cifar10")
-
-
-def python_without_hfcifar(code: str, cwd: Path, timeout: int = 180) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter where `import hfcifar` fails (torch + transformers only)."""
-    prelude = "import sys\nsys.modules['hfcifar'] = None  # any import of hfcifar raises ImportError\n"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(cwd / "modules")}
-    env.pop("PYTHONPATH", None)
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 # -- cards -----------------------------------------------------------------------------------------------------

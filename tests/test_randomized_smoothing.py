@@ -334,7 +334,7 @@ def test_pipeline_module_imports_only_what_travels_to_the_hub():
 
 @pytest.mark.slow
 def test_certified_classification_pipeline_travels_without_hfcifar(noise_runs, tmp_path):
-    from test_hub import python_without_hfcifar
+    from conftest import python_without_hfcifar
 
     from hfcifar.hub import stage_model
 

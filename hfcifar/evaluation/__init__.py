@@ -128,12 +128,15 @@ def evaluate_classifier(
         model = AutoModelForImageClassification.from_pretrained(str(model))
         from .faults import _clip_flag
 
-        if getattr(model.config, "clipped_activations", None) and _clip_flag(metric_options.get("clip", True)):
+        if getattr(model.config, "clipped_activations", None):
             # FT-ClipAct thresholds travel in config.json; every metric measures the clipped network, as deployed
-            # (`--option clip=false` measures the unclipped one).
-            from ..faults.clipping import clip_activations
+            # (the zoo's models clip themselves on load; `--option clip=false` measures the unclipped one).
+            from ..faults.clipping import clip_activations, unclip_activations
 
-            model = clip_activations(model, model.config.clipped_activations, inplace=True)
+            if _clip_flag(metric_options.get("clip", True)):
+                model = clip_activations(model, model.config.clipped_activations, inplace=True)
+            else:
+                model = unclip_activations(model, inplace=True)
     summary = training_summary(model_dir)
     if tta is None:
         tta = bool(summary.get("tta", False))

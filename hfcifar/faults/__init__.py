@@ -17,8 +17,10 @@ from .clipping import (
     check_threshold,
     clip_activations,
     clipping_thresholds,
+    is_clipped_activation,
     load_clipped_model,
     profile_activations,
+    unclip_activations,
 )
 from .evaluation import FaultAccuracy, fault_accuracy_curve, fault_injection_accuracy, predict_labels, resilience_auc
 from .injection import (
@@ -47,8 +49,10 @@ __all__ = [
     "check_threshold",
     "clip_activations",
     "clipping_thresholds",
+    "is_clipped_activation",
     "load_clipped_model",
     "profile_activations",
+    "unclip_activations",
     "BitFlipResult",
     "DEFAULT_FIXED_POINT_BITS",
     "FaultAccuracy",

@@ -9,9 +9,12 @@ neuron behaves like a silent one, which the network tolerates.
 
 How a clipped model is saved and loaded: the thresholds travel in the config (`config.clipped_activations`, module name
 → T; `ClippedReLU` adds no parameters or buffers, so the state dict is the plain network's). `save_pretrained` writes
-them into `config.json`; `load_clipped_model(path)` loads the plain architecture and swaps its ReLUs back
-(`clip_activations`); `hfcifar eval DIR --metric fault_accuracy` does the same. A plain
-`AutoModelForImageClassification.from_pretrained(path)` (or Hub remote code) gives the *unclipped* network.
+them into `config.json`, and every model of the zoo applies them when it is built (`apply_clipped_activations`, a
+shared block of each modeling file): `AutoModelForImageClassification.from_pretrained(path)` gives the *clipped*
+network — also as Hub remote code where hfcifar is not installed, since the modeling file carries `ClippedReLU`.
+`ClippedReLU` itself lives in the model files (`hfcifar.models.fastnet.modeling_fastnet`, copied into every
+architecture); each architecture's copy is its own class, so this module recognises clipped layers by
+`is_clipped_activation`, not by `isinstance`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Iterable, Mapping
 
 import torch
 from torch import nn
+
+from ..models.fastnet.modeling_fastnet import ClippedReLU
 
 #: The activations FT-ClipAct replaces (the zoo's ReLU networks: VGG, ResNet, FastNet with hidden_act="relu").
 CLIPPABLE_ACTIVATIONS = (nn.ReLU,)
@@ -40,27 +45,9 @@ def check_threshold(threshold, layer: str = "") -> float:
     return float(threshold)
 
 
-class ClippedReLU(nn.Module):
-    """The clipped activation of FT-ClipAct (Sec. IV): `f(x) = x` for `0 ≤ x ≤ T`, `0` otherwise.
-
-    Unlike ReLU6-style saturation (`min(max(x, 0), T)`), values above T are discarded, so a fault-inflated activation
-    contributes nothing downstream. Non-finite inputs (a faulty ∞ or NaN) also give 0: a comparison with NaN is false.
-
-    Args:
-        threshold (`float`): the clipping threshold T ≥ 0 of this layer.
-    """
-
-    def __init__(self, threshold: float):
-        super().__init__()
-        # A plain float, not a buffer: the state dict stays the plain network's, so the weights load either way.
-        self.threshold = check_threshold(threshold)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        keep = (hidden_states > 0) & (hidden_states <= self.threshold)
-        return torch.where(keep, hidden_states, torch.zeros((), dtype=hidden_states.dtype, device=hidden_states.device))
-
-    def extra_repr(self) -> str:
-        return f"threshold={self.threshold:.4g}"
+def is_clipped_activation(module: nn.Module) -> bool:
+    """Whether `module` is a clipped activation (the `ClippedReLU` of any architecture's modeling file)."""
+    return type(module).__name__ == "ClippedReLU" and isinstance(getattr(module, "threshold", None), float)
 
 
 def activation_layers(model: nn.Module) -> list[str]:
@@ -68,7 +55,8 @@ def activation_layers(model: nn.Module) -> list[str]:
 
     Only activation *modules* are seen; a network calling `torch.relu` in its forward has nothing to swap.
     """
-    return [name for name, module in model.named_modules() if isinstance(module, CLIPPABLE_ACTIVATIONS + (ClippedReLU,))]
+    return [name for name, module in model.named_modules()
+            if isinstance(module, CLIPPABLE_ACTIVATIONS) or is_clipped_activation(module)]
 
 
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -99,7 +87,7 @@ def clip_activations(model: nn.Module, thresholds: Mapping[str, float], inplace:
     target = model if inplace else copy.deepcopy(model)
     for name, threshold in values.items():
         module = target.get_submodule(name)
-        if isinstance(module, ClippedReLU):
+        if is_clipped_activation(module):
             module.threshold = threshold
         else:
             _set_module(target, name, ClippedReLU(threshold))
@@ -109,16 +97,28 @@ def clip_activations(model: nn.Module, thresholds: Mapping[str, float], inplace:
     return target
 
 
+def unclip_activations(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """The model with every clipped activation back to a plain ReLU and no thresholds in its config (a copy unless
+    `inplace`): the unclipped network, e.g. to measure what clipping buys (`hfcifar eval … --option clip=false`)."""
+    target = model if inplace else copy.deepcopy(model)
+    for name in [name for name, module in target.named_modules() if is_clipped_activation(module)]:
+        _set_module(target, name, nn.ReLU())
+    if getattr(getattr(target, "config", None), CONFIG_KEY, None):
+        setattr(target.config, CONFIG_KEY, None)
+    return target
+
+
 def clipping_thresholds(model: nn.Module) -> dict[str, float]:
     """The threshold of every clipped layer of `model`, by module name."""
-    return {name: module.threshold for name, module in model.named_modules() if isinstance(module, ClippedReLU)}
+    return {name: module.threshold for name, module in model.named_modules() if is_clipped_activation(module)}
 
 
 def load_clipped_model(path: str | os.PathLike, **kwargs) -> nn.Module:
-    """Load a model saved with clipped activations (its `config.clipped_activations`) and clip it again.
+    """Load a model saved with clipped activations (its `config.clipped_activations`), checking that it is clipped.
 
-    `kwargs` go to `AutoModelForImageClassification.from_pretrained`. A folder without thresholds is refused rather
-    than returned unclipped.
+    `from_pretrained` already applies the thresholds (see the module docstring); this also accepts models whose
+    architecture does not (a model from outside the zoo) and refuses a folder without thresholds rather than
+    returning it unclipped. `kwargs` go to `AutoModelForImageClassification.from_pretrained`.
     """
     from transformers import AutoModelForImageClassification
 
@@ -135,9 +135,9 @@ def card_note(config) -> str | None:
     """The model card's note for a model saved with clipped activations (registered by the `ft-clipact` method)."""
     if not getattr(config, CONFIG_KEY, None):
         return None
-    return (f"Clipped activations (FT-ClipAct): the thresholds are in `config.{CONFIG_KEY}`; "
-            "`hfcifar.faults.load_clipped_model` (and `hfcifar eval`) apply them, plain "
-            "`from_pretrained` gives the unclipped network.")
+    return (f"Clipped activations (FT-ClipAct): the thresholds are in `config.{CONFIG_KEY}`, and the model applies "
+            "them when it loads — `from_pretrained` (with hfcifar, or as remote code without it) gives the clipped "
+            "network whose results this card reports.")
 
 
 def profile_activations(
@@ -189,6 +189,8 @@ __all__ = [
     "check_threshold",
     "clip_activations",
     "clipping_thresholds",
+    "is_clipped_activation",
+    "unclip_activations",
     "load_clipped_model",
     "profile_activations",
 ]

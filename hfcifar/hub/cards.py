@@ -81,6 +81,9 @@ class RenderedResult:
 #: `note(config) -> str | None`. Families write the note next to their mechanism; the method that uses it registers
 #: it (`provides=(("card note", NAME, "module:attr"),)`), so this module names no method.
 CARD_NOTES: Registry[Callable[[PreTrainedConfig], str | None]] = Registry("card note")
+#: What a model needs beyond torch + transformers to load as its card says (QFX's quantizer): name →
+#: `requirement(config) -> str | None`, shown in the card's first lines and in its usage snippet.
+CARD_REQUIREMENTS: Registry[Callable[[PreTrainedConfig], str | None]] = Registry("card requirement")
 
 
 def list_templates() -> list[str]:
@@ -287,6 +290,7 @@ def render_card(
     if results and results.get("tta"):
         notes.append("Evaluated with flip test-time augmentation (logits of each image and its mirror averaged).")
     notes += [note for name in CARD_NOTES.names() if (note := CARD_NOTES.get(name)(config))]
+    requirements = [text for name in CARD_REQUIREMENTS.names() if (text := CARD_REQUIREMENTS.get(name)(config))]
 
     arch = architecture_of(config)
     citations = [c for c in (citation, (report or {}).get("citation"), arch.citation(config) if arch else None,
@@ -322,6 +326,7 @@ def render_card(
         repo_id=repo_id or DEFAULT_REPO_ID,
         results=rows,
         result_notes=notes,
+        requirements=requirements,
         training=_training_rows(summary),
         curves=CURVES_FILE if (model_dir / CURVES_FILE).is_file() else None,
         claim=bool(claim),

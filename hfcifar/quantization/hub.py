@@ -153,11 +153,25 @@ __all__ = [
 ]
 
 
-def card_note(config) -> str | None:
-    """The model card's note for a QFX model (registered as a card note by the `qfx` method)."""
+def card_requirement(config) -> str | None:
+    """The first lines of a QFX model's card: why it needs hfcifar (registered as a card requirement by `qfx`)."""
+    if not _is_qfx(config):
+        return None
+    return ("This is a QFX fixed-point model: its layers are rebuilt by the `qfx` quantizer, which hfcifar registers "
+            "with transformers (transformers cannot load a quantizer as remote code). Without hfcifar, "
+            "`from_pretrained` stops with an ImportError saying so; with it, `import hfcifar` before loading gives the "
+            "fixed-point model this card's results were measured on.")
+
+
+def _is_qfx(config) -> bool:
     quantization = getattr(config, "quantization_config", None) or {}
     quantization = quantization if isinstance(quantization, dict) else quantization.to_dict()
-    if quantization.get("quant_method") != "qfx":
+    return quantization.get("quant_method") == QUANT_METHOD
+
+
+def card_note(config) -> str | None:
+    """The model card's note for a QFX model (registered as a card note by the `qfx` method)."""
+    if not _is_qfx(config):
         return None
     return ("QFX fixed-point model: `from_pretrained` rebuilds the fixed-point emulation only after "
             "`pip install hfcifar` and `import hfcifar` (which registers the `qfx` quantizer); the integer "

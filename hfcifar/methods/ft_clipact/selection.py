@@ -27,7 +27,13 @@ from torch import nn
 
 from hfcifar.faults import check_fault_rate, check_representation, fault_accuracy_curve, resilience_auc
 
-from hfcifar.faults.clipping import ClippedReLU, _set_module, activation_layers, clip_activations, profile_activations
+from hfcifar.faults.clipping import (
+    _set_module,
+    activation_layers,
+    clip_activations,
+    is_clipped_activation,
+    profile_activations,
+)
 
 #: Fault rates whose accuracy curve the search maximizes the area under (the decades the claim is about).
 DEFAULT_SELECTION_RATES = (1e-5, 1e-4, 1e-3)
@@ -194,7 +200,7 @@ def select_clipping_thresholds(
             progress(f"{layer}: ACT_max {act_max:.3g} → T = {best_threshold:.3g} "
                      f"(AUC {seen[best_threshold].auc:.3f}, {output.iterations[layer]} iterations)")
     output.thresholds = {name: module.threshold for name, module in clipped.named_modules()
-                         if isinstance(module, ClippedReLU) and name in names}
+                         if is_clipped_activation(module) and name in names}
     return output
 
 

@@ -25,7 +25,9 @@ METHOD = Method(
   year    = {2024},
   url     = {https://arxiv.org/abs/2401.17544}
 }""",
-    provides=(("card note", "qfx", "hfcifar.quantization.hub:card_note"),),
+    provides=(("card note", "qfx", "hfcifar.quantization.hub:card_note"),
+              ("card requirement", "qfx", "hfcifar.quantization.hub:card_requirement"),
+              ("trainer", "qfx", "hfcifar.quantization.training:QFXTrainer")),
 )
 
 __getattr__, __dir__, __all__ = lazy_exports(

@@ -48,6 +48,21 @@ def check_image_fields(num_channels, image_size, mean, std) -> None:
         raise ValueError(f"std must be positive in every channel; got {list(std)}.")
 
 
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_quantization_loadable
+def check_quantization_loadable(kwargs: dict) -> None:
+    """Raise an `ImportError` that names the fix when the config is of a QFX fixed-point model (hfcifar's `qfx`
+    quantization) and nothing registered the `qfx` quantizer with transformers: `import hfcifar` does."""
+    quantization = kwargs.get("quantization_config")
+    method = quantization.get("quant_method") if isinstance(quantization, dict) else getattr(quantization, "quant_method", None)
+    if method == "qfx":
+        from transformers.quantizers.auto import AUTO_QUANTIZER_MAPPING
+
+        if "qfx" not in AUTO_QUANTIZER_MAPPING:
+            raise ImportError("This model is a QFX fixed-point model (quantization_config.quant_method='qfx'); its "
+                              "quantizer is registered with transformers by hfcifar, which cannot travel as remote "
+                              "code. `pip install hfcifar`, then `import hfcifar` before `from_pretrained`.")
+
+
 class DenseNetConfig(PreTrainedConfig):
     r"""
     Configuration of a [`DenseNetForImageClassification`] ("Densely Connected Convolutional Networks", Huang et al.,
@@ -108,6 +123,7 @@ class DenseNetConfig(PreTrainedConfig):
         std=CIFAR10_STD,
         **kwargs,
     ):
+        check_quantization_loadable(kwargs)
         check_image_fields(num_channels, image_size, mean, std)
         check_positive("growth_rate", growth_rate)
         check_positive("block_config", block_config)  # dense blocks of at least one layer

@@ -41,6 +41,21 @@ def check_image_fields(num_channels, image_size, mean, std) -> None:
         raise ValueError(f"std must be positive in every channel; got {list(std)}.")
 
 
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_quantization_loadable
+def check_quantization_loadable(kwargs: dict) -> None:
+    """Raise an `ImportError` that names the fix when the config is of a QFX fixed-point model (hfcifar's `qfx`
+    quantization) and nothing registered the `qfx` quantizer with transformers: `import hfcifar` does."""
+    quantization = kwargs.get("quantization_config")
+    method = quantization.get("quant_method") if isinstance(quantization, dict) else getattr(quantization, "quant_method", None)
+    if method == "qfx":
+        from transformers.quantizers.auto import AUTO_QUANTIZER_MAPPING
+
+        if "qfx" not in AUTO_QUANTIZER_MAPPING:
+            raise ImportError("This model is a QFX fixed-point model (quantization_config.quant_method='qfx'); its "
+                              "quantizer is registered with transformers by hfcifar, which cannot travel as remote "
+                              "code. `pip install hfcifar`, then `import hfcifar` before `from_pretrained`.")
+
+
 class VGGConfig(PreTrainedConfig):
     r"""
     Configuration of a [`VGGForImageClassification`] ("Very Deep Convolutional Networks for Large-Scale Image
@@ -92,6 +107,7 @@ class VGGConfig(PreTrainedConfig):
         std=CIFAR10_STD,
         **kwargs,
     ):
+        check_quantization_loadable(kwargs)
         check_image_fields(num_channels, image_size, mean, std)
         if not any(isinstance(x, int) for x in layers):
             raise ValueError(f"layers needs at least one convolution (a number of channels); got {list(layers)}.")

@@ -48,6 +48,21 @@ def check_image_fields(num_channels, image_size, mean, std) -> None:
         raise ValueError(f"std must be positive in every channel; got {list(std)}.")
 
 
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_quantization_loadable
+def check_quantization_loadable(kwargs: dict) -> None:
+    """Raise an `ImportError` that names the fix when the config is of a QFX fixed-point model (hfcifar's `qfx`
+    quantization) and nothing registered the `qfx` quantizer with transformers: `import hfcifar` does."""
+    quantization = kwargs.get("quantization_config")
+    method = quantization.get("quant_method") if isinstance(quantization, dict) else getattr(quantization, "quant_method", None)
+    if method == "qfx":
+        from transformers.quantizers.auto import AUTO_QUANTIZER_MAPPING
+
+        if "qfx" not in AUTO_QUANTIZER_MAPPING:
+            raise ImportError("This model is a QFX fixed-point model (quantization_config.quant_method='qfx'); its "
+                              "quantizer is registered with transformers by hfcifar, which cannot travel as remote "
+                              "code. `pip install hfcifar`, then `import hfcifar` before `from_pretrained`.")
+
+
 class WideResNetConfig(PreTrainedConfig):
     r"""
     Configuration of a [`WideResNetForImageClassification`] ("Wide Residual Networks", Zagoruyko & Komodakis,
@@ -99,6 +114,7 @@ class WideResNetConfig(PreTrainedConfig):
         std=CIFAR10_STD,
         **kwargs,
     ):
+        check_quantization_loadable(kwargs)
         check_image_fields(num_channels, image_size, mean, std)
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
             raise ValueError(f"A Wide ResNet has depth 6n + 4 with n >= 1 blocks per group (10, 16, 22, 28, ...); got {depth}.")
