@@ -44,7 +44,9 @@ def test_eval_card_and_staging_of_a_pipeline_folder(runs, tmp_path):
     staged = stage_model(runs / "ddpm", tmp_path / "staged", repo_id="me/ddpm-tiny")
     files = staged_files(staged)
     assert {"model_index.json", "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json",
-            "eval_results.json", "samples.png", "README.md"} <= set(files)
+            "eval_results.json", "samples.png", "README.md", "pipeline_cifar.py"} <= set(files)  # the pipeline as code
+    assert json.loads((staged / "model_index.json").read_text())["_class_name"] == ["pipeline_cifar",
+                                                                                   "CifarClassConditionalPipeline"]
     card = ModelCard.load(staged / "README.md")
     assert card.data.library_name == "diffusers" and card.data.pipeline_tag == "unconditional-image-generation"
     entries = {e.metric_type: e for e in card.data.eval_results}

@@ -4,12 +4,14 @@
                   `ddpm-tiny`; `-cfg` = class-conditional with a null class) — `create_unet(name)`.
 - `pipelines.py`  `CifarDDPMPipeline` (unconditional), `CifarClassConditionalPipeline` (classifier-free guidance),
                   `CifarLatentDiffusionPipeline` (an `AutoencoderKL` around the UNet): `DiffusionPipeline`s that run
-                  any scheduler (DDPM, DDIM, DPM-Solver, hfcifar's USF).
+                  any scheduler (DDPM, DDIM, DPM-Solver, hfcifar's USF). Their saved folders carry this module (and
+                  custom components' modules) as remote code, so they load where hfcifar is not installed.
 - `trainer.py`    `DiffusionTrainer` (a `CifarTrainer`: DDPM loss, label dropout, EMA, sample grids) and
                   `make_noise_scheduler` (linear, cosine, scaled-linear, sigmoid β schedules).
 - `run.py`        `train_diffusion`: `hfcifar train ddpm-small …` (`vae=DIR` trains on an autoencoder's latents).
-- `loading.py`    `load_pipeline`, `load_unet`, `component_class` (the class a saved folder names, from the
-                  `"diffusion component"` registry, which methods fill with `provide`) and `SAMPLERS` (`set_sampler`).
+- `loading.py`    `load_pipeline`, `pipeline_class`, `load_unet`, `component_class` (the class a saved folder
+                  names, from the `"diffusion component"` registry, which methods fill with `provide`) and
+                  `SAMPLERS` (`set_sampler`).
 - `autoencoder.py` the first stage of latent diffusion: `AutoencoderKL` presets, `AutoencoderTrainer`, `train_vae`
                   (which measures the latents' `scaling_factor`).
 
@@ -24,7 +26,16 @@ from .pipelines import (
     CifarSamplingMixin,
     ClassConditionalPipelineOutput,
 )
-from .loading import COMPONENTS, DEFAULT_SAMPLER, SAMPLERS, component_class, load_pipeline, load_unet, set_sampler
+from .loading import (
+    COMPONENTS,
+    DEFAULT_SAMPLER,
+    SAMPLERS,
+    component_class,
+    load_pipeline,
+    load_unet,
+    pipeline_class,
+    set_sampler,
+)
 from .run import train_diffusion
 from .trainer import (
     NOISE_SCHEDULES,
@@ -47,6 +58,7 @@ __all__ = [
     "SAMPLERS",
     "component_class",
     "load_pipeline",
+    "pipeline_class",
     "set_sampler",
     "CifarClassConditionalPipeline",
     "CifarDDPMPipeline",

@@ -5,7 +5,11 @@
   diffusion family registers its own pipelines here; a method registers its components (a scheduler, an alias-free
   UNet) with `hfcifar.registry.provide("diffusion component", name, "module:attr")`, so this module never names a
   method.
-- `load_pipeline(folder)`: a saved pipeline folder → its `DiffusionPipeline`.
+- `load_pipeline(folder)`: a saved pipeline folder → its hfcifar `DiffusionPipeline` (`pipeline_class(index)`): a
+  folder saved as code (`"_class_name": ["pipeline_cifar", "CifarClassConditionalPipeline"]`), as diffusers'
+  `DDPMPipeline` (→ `CifarDDPMPipeline`, which samples the same) or by an older hfcifar (a plain class name) alike.
+  Components shipped as code load as the registered classes (`CifarSamplingMixin.installed_component_class` is
+  `component_class`), so hfcifar never needs `trust_remote_code` for its own folders.
 - `load_unet(model)`: a UNet preset → a fresh UNet; a pipeline or UNet folder → its weights (its own class).
 - `SAMPLERS` (kind `"sampler"`): a name → a function that installs that scheduler on a pipeline (`set_sampler`);
   `"saved"` keeps the pipeline's own.
@@ -22,7 +26,12 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 
 from ..registry import Registry
-from .pipelines import CifarClassConditionalPipeline, CifarDDPMPipeline, CifarLatentDiffusionPipeline
+from .pipelines import (
+    CifarClassConditionalPipeline,
+    CifarDDPMPipeline,
+    CifarLatentDiffusionPipeline,
+    CifarSamplingMixin,
+)
 from .unets import create_unet, is_unet_preset, list_unets
 
 PIPELINE_INDEX = "model_index.json"
@@ -60,13 +69,31 @@ def component_class(name: str) -> type:
     return COMPONENTS.get(name)  # raises: unknown, with the registered names
 
 
+# hfcifar's pipelines load the components their folders ship as code with the registered classes.
+CifarSamplingMixin.installed_component_class = staticmethod(component_class)
+
+
+def pipeline_class(index: dict) -> type:
+    """The class that loads a saved pipeline, from its `model_index.json` (a dict): the pipeline class of a folder
+    saved as code (`["pipeline_cifar", "CifarDDPMPipeline"]`), `CifarDDPMPipeline` for diffusers' `DDPMPipeline`
+    (the same samples, and hfcifar's options: `latents`, `eta`, `output_type="pt"`, callbacks), else `component_class`
+    of the name."""
+    name = index.get("_class_name")
+    if isinstance(name, (list, tuple)):
+        name = name[1]
+    if name == CifarDDPMPipeline.diffusers_class:
+        return CifarDDPMPipeline
+    return component_class(name)
+
+
 def load_pipeline(pipeline_dir: str | os.PathLike):
-    """A saved diffusion pipeline folder → its `DiffusionPipeline` (the class named in `model_index.json`)."""
+    """A saved diffusion pipeline folder → its hfcifar `DiffusionPipeline` ([`pipeline_class`] of its
+    `model_index.json`)."""
     index = Path(pipeline_dir) / PIPELINE_INDEX
     if not index.is_file():
         raise ValueError(f"{pipeline_dir} has no {PIPELINE_INDEX}: point the generator evaluation at a pipeline folder "
                          "written by `hfcifar train ddpm-…` or `DiffusionPipeline.save_pretrained`.")
-    return component_class(json.loads(index.read_text())["_class_name"]).from_pretrained(pipeline_dir)
+    return pipeline_class(json.loads(index.read_text())).from_pretrained(pipeline_dir)
 
 
 def load_unet(model: str | UNet2DModel | os.PathLike, **overrides) -> UNet2DModel:
@@ -127,5 +154,6 @@ __all__ = [
     "component_class",
     "load_pipeline",
     "load_unet",
+    "pipeline_class",
     "set_sampler",
 ]

@@ -11,18 +11,36 @@ num_inference_steps, output_type, return_dict)`), then the batch size, then `DDP
 num_inference_steps, output_type, return_dict)`; the options diffusers' pipelines have no slot for (`latents`, `eta`,
 `callback_on_step_end`) come after `num_inference_steps`. Every pipeline that can condition on classes returns a
 [`ClassConditionalPipelineOutput`] (`images`, `class_labels`).
+
+A saved pipeline folder loads where hfcifar is not installed, as diffusers' custom pipelines do: `save_pretrained`
+copies this module into the folder as `pipeline_cifar.py`, and each component class that diffusers cannot import
+itself (an alias-free UNet, `USFScheduler`) as its own module into the component's folder, and `model_index.json`
+names them (`"_class_name": ["pipeline_cifar", "CifarClassConditionalPipeline"]`, `"unet":
+["modeling_alias_free_unet", "AliasFreeUNet2DModel"]`), so `DiffusionPipeline.from_pretrained(folder,
+trust_remote_code=True)` samples exactly as here. An unconditional pipeline with nothing custom is saved as
+diffusers' own `DDPMPipeline` (the same samples for the same generator), which needs no remote code at all. Hence
+this module imports torch, numpy, PIL and diffusers only, and nothing of hfcifar. Loading such a folder into one of
+these classes (`CifarDDPMPipeline.from_pretrained`) uses the class itself, and, where hfcifar is installed, its
+registered component classes instead of the shipped copies (`CifarSamplingMixin.installed_component_class`).
 """
 
 from __future__ import annotations
 
+import ast
 import inspect
+import json
+import re
+import shutil
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, ClassVar
 
 import numpy as np
 import PIL.Image
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, ImagePipelineOutput, SchedulerMixin, UNet2DModel
+from diffusers import pipelines as diffusers_pipelines
+from diffusers.pipelines.pipeline_loading_utils import LOADABLE_CLASSES
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
@@ -66,35 +84,115 @@ def _as_class_labels(class_labels, batch_size: int, num_classes: int, device) ->
     return labels.to(device)
 
 
-def import_hfcifar_components(pretrained_model_name_or_path, **hub_kwargs) -> list[str]:
-    """Import the hfcifar modules a saved pipeline's components come from (e.g. `USFScheduler`, an alias-free UNet).
+# ------------------------------------------------------------------------------------------- the folder as code
 
-    `model_index.json` names each component's module; diffusers refuses to import a module that is not imported yet
-    (importing runs code). hfcifar's own modules are safe to import for it, and only those are imported here.
+#: The file name this module is saved under in a pipeline folder (`model_index.json` names it with the class).
+PIPELINE_MODULE = "pipeline_cifar"
+#: Schedulers with which diffusers' `DDPMPipeline` samples exactly as [`CifarDDPMPipeline`]: x_T scaled by
+#: `init_noise_sigma` = 1, an identity `scale_model_input`, and `step(..., generator=…)` with DDIM's default η = 0.
+DDPM_PIPELINE_SCHEDULERS = ("DDPMScheduler", "DDIMScheduler")
+
+
+def travels_by_name(cls: type) -> bool:
+    """Whether diffusers imports `cls` itself (a diffusers or transformers class), so a folder names it and ships no
+    code for it."""
+    return cls.__module__.split(".")[0] in LOADABLE_CLASSES
+
+
+def is_shipped_component(entry) -> bool:
+    """Whether a `model_index.json` component entry `[library, class]` names a module that is not a library diffusers
+    loads from (a file shipped in the component's folder, or a module path of the package that saved it)."""
+    return (isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[0], str)
+            and entry[0] not in LOADABLE_CLASSES and not hasattr(diffusers_pipelines, entry[0]))
+
+
+def ship_module(cls: type, folder: Path, stem: str | None = None) -> str:
+    """Copy the module defining `cls` into `folder` (as `stem.py`; default its own name) and return the stem.
+
+    The file travels alone — diffusers fetches one code file per weight folder and runs it as `trust_remote_code` —
+    so it must not import its own package or siblings; such a file is refused with the reason.
     """
-    import importlib
-
-    keys = ("cache_dir", "revision", "token", "local_files_only", "force_download", "proxies")
-    try:
-        index = DiffusionPipeline.load_config(pretrained_model_name_or_path,
-                                              **{k: v for k, v in hub_kwargs.items() if k in keys})
-    except Exception:  # unreadable: let from_pretrained raise its own, specific error
-        return []
-    modules = sorted({value[0] for value in index.values() if isinstance(value, (list, tuple)) and len(value) == 2
-                      and isinstance(value[0], str) and value[0].split(".")[0] == "hfcifar"})
-    for module in modules:
-        importlib.import_module(module)
-    return modules
+    source = Path(inspect.getsourcefile(cls))
+    text = source.read_text()
+    package = cls.__module__.split(".")[0]
+    imported = set(re.findall(r"^\s*from\s+(\.\S*)\s+import", text, flags=re.MULTILINE))  # diffusers' own rule
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names if alias.name.split(".")[0] == package}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module.split(".")[0] == package:
+            imported.add(node.module)
+    if imported:
+        raise ValueError(f"{cls.__name__} cannot travel with a saved pipeline: {source.name} imports "
+                         f"{', '.join(sorted(imported))}. A module shipped as a pipeline folder's code must be one "
+                         "self-contained file (torch, numpy, diffusers, …); move what it imports into it.")
+    stem = stem or source.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, folder / f"{stem}.py")
+    return stem
 
 
 class CifarSamplingMixin:
-    """The reverse-process loop shared by hfcifar's pipelines (a mixin of `DiffusionPipeline` subclasses)."""
+    """The reverse-process loop shared by hfcifar's pipelines (a mixin of `DiffusionPipeline` subclasses), and the
+    saving and loading of their folders as code (see the module docstring)."""
+
+    #: The diffusers pipeline this class saves as when nothing in it is custom (same samples); `None`: saved as code.
+    diffusers_class: ClassVar[str | None] = None
+    #: `class name -> class` for components a folder ships as code, where the package that saved the folder is
+    #: installed (hfcifar sets its `component_class`): loading into these classes then uses the installed classes,
+    #: not the folder's copies, and needs no `trust_remote_code`. `None` (this module running as a folder's remote
+    #: code): diffusers loads the shipped files.
+    installed_component_class: ClassVar[Callable[[str], type] | None] = None
+
+    def to_json_file(self, json_file_path) -> None:
+        """Write `model_index.json` naming the code that loads this pipeline without hfcifar, and copy that code
+        beside it. `save_pretrained` writes the index last — after the components' folders, before any upload — so
+        the code lands in the folder that is saved (and pushed)."""
+        folder = Path(json_file_path).parent
+        index = json.loads(self.to_json_string())
+        index.update(self._code_entries(folder))
+        Path(json_file_path).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+    def _code_entries(self, folder: Path) -> dict:
+        entries = {}
+        for name, entry in self.config.items():
+            component = getattr(self, name, None) if not name.startswith("_") else None
+            if isinstance(entry, (list, tuple)) and component is not None and not travels_by_name(type(component)):
+                entries[name] = [ship_module(type(component), folder / name), type(component).__name__]
+        if not entries and type(self).__dict__.get("diffusers_class") and self._samples_as_diffusers():
+            entries["_class_name"] = type(self).diffusers_class
+        else:
+            entries["_class_name"] = [ship_module(type(self), folder, PIPELINE_MODULE), type(self).__name__]
+        return entries
+
+    def _samples_as_diffusers(self) -> bool:
+        return False
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """`DiffusionPipeline.from_pretrained`, after importing the hfcifar modules its components come from."""
-        import_hfcifar_components(pretrained_model_name_or_path, **kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+    def _dict_from_json_file(cls, json_file):
+        # A pipeline saved as code (`["pipeline_cifar", "CifarDDPMPipeline"]`) loads into this class itself, not into
+        # a fresh copy of the shipped file (diffusers would import it as remote code).
+        config = super()._dict_from_json_file(json_file)
+        if isinstance(config.get("_class_name"), (list, tuple)):
+            config["_class_name"] = config["_class_name"][1]
+        return config
+
+    @classmethod
+    def load_config(cls, *args, **kwargs):
+        """`ConfigMixin.load_config`; where `installed_component_class` is set, the components a folder ships as code
+        (or names by an hfcifar module path, as older folders do) are pointed at the installed classes, so that
+        `from_pretrained` builds those and needs no `trust_remote_code`."""
+        loaded = super().load_config(*args, **kwargs)
+        config = loaded[0] if isinstance(loaded, tuple) else loaded
+        resolve = cls.installed_component_class
+        for name, entry in list(config.items()):
+            if resolve is None or name.startswith("_") or not is_shipped_component(entry):
+                continue
+            try:
+                component = resolve(entry[1])
+            except ValueError:  # not installed here: diffusers loads the shipped file (with trust_remote_code)
+                continue
+            config[name] = [component.__module__, entry[1]]
+        return loaded
 
     def _initial_noise(self, batch_size: int, generator, latents: torch.Tensor | None) -> torch.Tensor:
         if latents is None:
@@ -167,6 +265,9 @@ class CifarDDPMPipeline(CifarSamplingMixin, DiffusionPipeline):
         unet ([`UNet2DModel`]): the noise (or v / x₀) predictor.
         scheduler ([`SchedulerMixin`]): e.g. [`DDPMScheduler`] (1000-step ancestral sampling), [`DDIMScheduler`].
 
+    Saved with a plain `UNet2DModel` and a DDPM or DDIM scheduler, the folder is diffusers' own `DDPMPipeline` (which
+    samples the same images for the same generator); otherwise it carries this module as code.
+
     Examples:
 
     ```python
@@ -179,10 +280,16 @@ class CifarDDPMPipeline(CifarSamplingMixin, DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "unet"
+    diffusers_class = "DDPMPipeline"
 
     def __init__(self, unet: UNet2DModel, scheduler: SchedulerMixin):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
+
+    def _samples_as_diffusers(self) -> bool:
+        # diffusers' DDPMPipeline draws x_T and steps exactly as `__call__` here for a plain UNet and these schedulers
+        return (type(self.unet) is UNet2DModel and travels_by_name(type(self.scheduler))
+                and type(self.scheduler).__name__ in DDPM_PIPELINE_SCHEDULERS)
 
     @torch.no_grad()
     def __call__(

@@ -373,7 +373,7 @@ def render_pipeline_card(
     rows = [RenderedResult(e.metric_name + (f" ({e.metric_config})" if e.metric_config else ""),
                            f"{e.metric_value:.4g}", e.dataset_name, e.dataset_split,
                            (e.metric_args or {}).get("num_examples") or "—") for e in eval_results]
-    pipeline_class = index.get("_class_name", "DiffusionPipeline")
+    pipeline_class, code_files = _pipeline_class_and_code(model_dir, index)
     conditional = unet.get("num_class_embeds") is not None
     latent = "vae" in index
     notes = []
@@ -395,19 +395,23 @@ def render_pipeline_card(
     params = summary.get("num_parameters")
     description = (
         f"A {'class-conditional ' if conditional else ''}{'latent ' if latent else ''}denoising diffusion model of "
-        f"CIFAR-10 32×32 images: a diffusers `UNet2DModel`"
+        f"CIFAR-10 32×32 images: a UNet (`{unet.get('_class_name', 'UNet2DModel')}`)"
         + (f" ({params / 1e6:.2f}M parameters)" if params else "")
         + f" and a `{scheduler.get('_class_name', 'scheduler')}` ({scheduler.get('beta_schedule', '?')} β schedule, "
         f"T = {scheduler.get('num_train_timesteps', '?')}, {scheduler.get('prediction_type', 'epsilon')} prediction)"
         + (f", trained with hfcifar's `{summary['recipe']}` recipe" if summary.get("recipe") else "")
         + (f" by the claim check of `{slug}`" if slug else "") + ", sampled by hfcifar's "
-        f"`{pipeline_class}`."
+        f"`{pipeline_class}`" + ("" if code_files else f" (saved as diffusers' `{index.get('_class_name')}`)") + "."
     )
+    schedule = scheduler.get("solver_schedule") or {}
+    steps = len(schedule["steps"]) if isinstance(schedule.get("steps"), list) else 50
     claim = claim_section(report)
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATES / f"{template}.md"),
         title=repo_id.split("/")[-1] if repo_id else f"{name} on CIFAR-10", description=description,
         repo_id=repo_id or DEFAULT_REPO_ID, pipeline_class=pipeline_class, conditional=conditional, results=rows,
+        code_files=", ".join(f"`{name}`" for name in code_files), saved_class=index.get("_class_name"),
+        to_ddim=scheduler.get("_class_name") == "DDPMScheduler", num_inference_steps=steps,
         result_notes=notes, training=_training_rows(summary),
         samples=SAMPLES_FILE if (model_dir / SAMPLES_FILE).is_file() else None,
         curves=CURVES_FILE if (model_dir / CURVES_FILE).is_file() else None, claim=bool(claim), claim_section=claim,
@@ -416,6 +420,19 @@ def render_pipeline_card(
     if write:
         _write_card(model_dir, card)
     return card
+
+
+def _pipeline_class_and_code(model_dir: Path, index: dict) -> tuple[str, list[str]]:
+    """hfcifar's class for a pipeline folder, and the code files it carries (what `trust_remote_code` runs where hfcifar
+    is not installed; none for a folder saved as diffusers' own pipeline)."""
+    from ..diffusion.loading import pipeline_class  # diffusers: imported for pipeline folders only
+
+    try:
+        name = pipeline_class(index).__name__
+    except ValueError:  # a class hfcifar does not know: name it as saved
+        name = str(index.get("_class_name", "DiffusionPipeline"))
+    code = sorted(str(path.relative_to(model_dir)) for path in model_dir.rglob("*.py"))
+    return name, code if isinstance(index.get("_class_name"), list) else []
 
 
 def _pipeline_limitations(results: dict | None, summary: dict) -> list[str]:

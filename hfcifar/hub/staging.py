@@ -5,6 +5,8 @@ are saved beside the weights and `auto_map` points the Auto classes at them (tra
 `AutoModelForImageClassification.from_pretrained(repo, trust_remote_code=True)` and
 `pipeline("image-classification", model=repo, trust_remote_code=True)` work with torch + transformers only.
 Custom pipelines (`hfcifar.pipelines`) travel the same way, listed under `custom_pipelines` in `config.json`.
+Diffusion pipeline folders carry their code as diffusers' custom pipelines do (`DiffusionPipeline.from_pretrained(repo,
+trust_remote_code=True)`); their `save_pretrained` writes it (`hfcifar.diffusion.pipelines`).
 """
 
 from __future__ import annotations
@@ -194,8 +196,10 @@ def stage_pipeline(
     require_results: bool = True,
     **card_kwargs,
 ) -> Path:
-    """`stage_model` for a diffusion pipeline folder (`model_index.json`): every component re-saved with
-    `save_pretrained` (safetensors), the run's result files, the last sample grid as `samples.png`, and the card."""
+    """`stage_model` for a diffusion pipeline folder (`model_index.json`): the pipeline re-saved with `save_pretrained`
+    (safetensors components, and the code that loads it where hfcifar is not installed: `pipeline_cifar.py` and
+    custom components' modules, or diffusers' own `DDPMPipeline`), the run's result files, the last sample grid as
+    `samples.png`, and the card."""
     from ..diffusion.loading import load_pipeline
 
     model_dir = Path(model_dir)

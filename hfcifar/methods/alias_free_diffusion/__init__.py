@@ -6,11 +6,12 @@ arXiv:2411.09174 (2024); code: github.com/MDFahimAnjum/AliasFree-Diffusion-Model
 
 What lives where:
 
-- `resampling.py`: the paper's alias-free resampling (Config B) for diffusers UNets: `kaiser_lowpass_filter`
-  (Kaiser-windowed jinc/sinc low-pass), `AliasFreeDownsample2D` / `AliasFreeUpsample2D` (drop-in subclasses of
-  diffusers' `Downsample2D` / `Upsample2D`, same weights, no new parameters) and `swap_resampling(unet)`.
-- `modeling_alias_free_unet.py`: `AliasFreeUNet2DModel`, a `UNet2DModel` subclass whose config carries the filter
-  settings (`save_pretrained` / `from_pretrained` / `DiffusionPipeline` folders round-trip it).
+- `modeling_alias_free_unet.py`: the paper's alias-free resampling (Config B) for diffusers UNets —
+  `kaiser_lowpass_filter` (Kaiser-windowed jinc/sinc low-pass), `AliasFreeDownsample2D` / `AliasFreeUpsample2D`
+  (drop-in subclasses of diffusers' `Downsample2D` / `Upsample2D`, same weights, no new parameters),
+  `swap_resampling(unet)` — and `AliasFreeUNet2DModel`, a `UNet2DModel` subclass whose config carries the filter
+  settings (`save_pretrained` / `from_pretrained` / `DiffusionPipeline` folders round-trip it). One self-contained
+  file: pipeline folders ship it as remote code, so they load where hfcifar is not installed.
 - `equivariance.py`: alias-free `rotate` (band-limited Fourier interpolation), `rotational_equivariance_error`
   (normalized MSE and StyleGAN3's EQ-R PSNR) and `RotationControl`, the paper's rotation-controlled reverse
   process as a diffusers `callback_on_step_end`.
@@ -60,8 +61,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "rotate",
             "rotational_equivariance_error",
         ],
-        ".modeling_alias_free_unet": ["RESAMPLING_TYPES", "AliasFreeUNet2DModel"],
-        ".resampling": [
+        ".modeling_alias_free_unet": [
+            "RESAMPLING_TYPES",
+            "AliasFreeUNet2DModel",
             "DEFAULT_FILTER",
             "AliasFreeDownsample2D",
             "AliasFreeUpsample2D",

@@ -170,7 +170,7 @@ def run(ctx: ClaimContext) -> Result:
     from hfcifar.training.recipes import get_recipe
 
     from .modeling_alias_free_unet import AliasFreeUNet2DModel
-    from .resampling import DEFAULT_FILTER, count_resamplers
+    from .modeling_alias_free_unet import DEFAULT_FILTER, count_resamplers
 
     work = ctx.work
     train, held_out = ctx.tensors()

@@ -6,9 +6,11 @@ Liu, Ning, Yang & Wang, "A Unified Sampling Framework for Solver Searching of Di
 - `scheduling_usf.py`   `USFScheduler` (diffusers `SchedulerMixin`/`ConfigMixin`): a multistep exponential-integrator
                         ODE solver whose every step follows a JSON *solver schedule* — timesteps, prediction type
                         (noise/data), Taylor order 1–3, derivative estimation, UniC-like corrector (Section 3);
-                        the exact exponential-integrator weights of one step (`exponential_integrator_weights`).
-- `solver_schedule.py`  the solver schedule itself: `SolverStep`, `validate_solver_schedule`, and
-                        `make_solver_schedule`, which builds uniform schedules (DDIM, DPM-Solver++(2M/3M), UniPC-like).
+                        the exact exponential-integrator weights of one step (`exponential_integrator_weights`);
+                        the solver schedule itself (`SolverStep`, `validate_solver_schedule`, and
+                        `make_solver_schedule`, which builds uniform schedules: DDIM, DPM-Solver++(2M/3M),
+                        UniPC-like). One self-contained file (torch, numpy, diffusers): pipeline folders ship it as
+                        the scheduler's remote code.
 - `gaussian_mixture.py` `GaussianMixtureDenoiser`: a PPCA Gaussian mixture fitted to CIFAR-10 pixels whose
                         ε-prediction is the exact score of the VP marginals, callable as `model(x, t).sample`.
 - `search.py`           S³ (Section 4): the search space and encoding, the reference ODE solution and error, the MLP
@@ -48,8 +50,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         ".gaussian_mixture": ["GaussianMixtureDenoiser"],
-        ".scheduling_usf": ["USFScheduler", "exponential_integrator_weights"],
-        ".solver_schedule": [
+        ".scheduling_usf": [
+            "USFScheduler",
+            "exponential_integrator_weights",
             "DERIVATIVES",
             "PREDICTIONS",
             "TIMESTEP_RULES",

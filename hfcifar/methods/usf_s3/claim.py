@@ -108,7 +108,7 @@ def library_baselines() -> dict:
 
 def starting_schedules(num_steps: int) -> list[dict]:
     """USF versions of the hand-designed solvers: the search's first population (Section 4.2)."""
-    from .solver_schedule import make_solver_schedule
+    from .scheduling_usf import make_solver_schedule
 
     return [
         make_solver_schedule(num_steps, "noise", 1, False, timesteps="time_uniform"),  # DDIM
@@ -126,7 +126,7 @@ def run(ctx: ClaimContext) -> Result:
     from .scheduling_usf import USFScheduler
     from .search import (SolverScheduleSpace, per_image_rmse, reference_solution, rmse, sample, schedule_error,
                          search_solver_schedule)
-    from .solver_schedule import make_solver_schedule
+    from .scheduling_usf import make_solver_schedule
 
     work = ctx.work
 

@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .scheduling_usf import USFScheduler, exponential_integrator_weights
-from .solver_schedule import DERIVATIVES, PREDICTIONS, TIMESTEP_RULES
+from .scheduling_usf import DERIVATIVES, PREDICTIONS, TIMESTEP_RULES
 
 # ----------------------------------------------------------------------------------------------- sampling
 
