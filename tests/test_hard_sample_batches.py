@@ -228,6 +228,7 @@ def test_time_to_target_skips_the_untrained_probe_and_censors_a_run_that_never_a
     assert (reached["epoch_interval"], reached["second_interval"]) == (0.5, 2.5)
     censored = time_to_target(history, 0.6)
     assert (censored["epochs"], censored["steps"], censored["censored"]) == (1.5, 30, True)
+    assert (reached["steps"], reached["step_interval"]) == (20, 10)
     value, rounding = reduction({"epochs": 3.0, "epoch_interval": 0.5}, {"epochs": 4.0, "epoch_interval": 0.5}, "epochs")
     assert value == pytest.approx(0.25) and rounding == pytest.approx(
         0.75 * math.hypot(0.5 / math.sqrt(12) / 3, 0.5 / math.sqrt(12) / 4))
