@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.data_loader import BatchSamplerShard
+from conftest import StopAt
 
 from hfcifar.cli import main
 from hfcifar.data import CifarTensorDataset
-from hfcifar.methods.hard_sample_batches import HardBatchSampler, HardBatchTrainer, HardBatchTrainingArguments, kept_count
+from hfcifar.methods.hard_sample_batches import (HardBatchSampler, HardBatchTrainer, HardBatchTrainingArguments,
+                                                 kept_count)
 from hfcifar.methods.hard_sample_batches.claim import ValidationProbe, reduction, time_to_target
 from hfcifar.models import create_model
 from hfcifar.training import CifarTrainingArguments, trainer_classes
@@ -46,7 +48,8 @@ class RecordingTrainer(HardBatchTrainer):
 
 
 # -- the selection --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("candidates, fraction, kept", [(10, 0.3, 3), (33, 0.5, 17), (7, 1.0, 7), (5, 0.01, 1), (0, 0.5, 0)])
+@pytest.mark.parametrize("candidates, fraction, kept",
+                         [(10, 0.3, 3), (33, 0.5, 17), (7, 1.0, 7), (5, 0.01, 1), (0, 0.5, 0)])
 def test_top_delta_keeps_the_ceiling_of_delta_times_the_candidates(candidates, fraction, kept):
     assert kept_count(candidates, fraction) == kept
 
@@ -229,7 +232,8 @@ def test_time_to_target_skips_the_untrained_probe_and_censors_a_run_that_never_a
     censored = time_to_target(history, 0.6)
     assert (censored["epochs"], censored["steps"], censored["censored"]) == (1.5, 30, True)
     assert (reached["steps"], reached["step_interval"]) == (20, 10)
-    value, rounding = reduction({"epochs": 3.0, "epoch_interval": 0.5}, {"epochs": 4.0, "epoch_interval": 0.5}, "epochs")
+    value, rounding = reduction({"epochs": 3.0, "epoch_interval": 0.5}, {"epochs": 4.0, "epoch_interval": 0.5},
+                                "epochs")
     assert value == pytest.approx(0.25) and rounding == pytest.approx(
         0.75 * math.hypot(0.5 / math.sqrt(12) / 3, 0.5 / math.sqrt(12) / 4))
 
@@ -245,3 +249,20 @@ def test_the_probe_measures_per_fraction_of_an_epoch_without_counting_its_own_ti
     seconds = [h[2] for h in probe.history]
     assert seconds == sorted(seconds) and seconds[0] < 0.05 < seconds[-1]
     assert [h[1] for h in probe.history] == [0, 3, 5, 8, 10]
+
+
+def test_an_interrupted_run_resumes_mid_epoch_to_the_planned_steps(tmp_path):
+    data = indexed_dataset(40)  # 5 kept batches per epoch, 2 epochs
+    settings = dict(save_strategy="steps", save_steps=3)
+    first = RecordingTrainer(model=create_model("fastnet-tiny"), args=arguments(tmp_path, **settings),
+                             train_dataset=data, callbacks=[StopAt(3)])
+    first.train()
+    assert first.state.global_step == 3
+    resumed = RecordingTrainer(model=create_model("fastnet-tiny"), args=arguments(tmp_path, **settings),
+                               train_dataset=data)
+    resumed.train(resume_from_checkpoint=True)
+    # the rest of epoch 0 (re-scored with the resumed weights, its first 3 kept batches skipped), then epoch 1
+    assert resumed.state.global_step == 10 and len(resumed.trained) == 7
+    epoch_one = resumed.hard_batch_sampler.history[-1]
+    assert epoch_one.epoch == 1 and resumed.trained[2:] == [
+        resumed.hard_batch_sampler.candidates(1)[i][0] for i in epoch_one.kept]

@@ -70,8 +70,8 @@ CLAIM = Claim(
                       "fraction": 0.5, "target": 0.4, "probes_per_epoch": 2},
                      seeds=3, minutes=15,
                      description=("fastnet-tiny (23k parameters) on cifar10-mini's 4,194 training images, batch 64 "
-                                  "(66 candidate mini-batches per epoch, 33 kept at δ = 0.5), 16 epochs per arm, 3 arms "
-                                  "× 3 seeds; validation target 40% on all 466 held-out images, probed twice per epoch "
+                                  "(66 candidate mini-batches per epoch, 33 kept at δ = 0.5), 16 epochs per arm, 3 "
+                                  "arms × 3 seeds; validation target 40% on all 466 held-out images, probed twice per epoch "
                                   "(chosen on a calibration seed, 100, that is not a claim seed, so that every arm "
                                   "reaches it inside the budget). Minutes: timed with OMP_NUM_THREADS=1 on this 2-core "
                                   "machine beside other jobs — 20 epochs took 130 s (standard), 93 s (top-δ) and 92 s "
@@ -146,7 +146,8 @@ def reduction(new: dict, old: dict, key: str) -> tuple[float, float]:
 
 def recipe(work: dict, arm: str) -> dict:
     """The same recipe for every arm; the top-δ arms add δ and the selection."""
-    settings = {"optim": "sgd", "optim_args": "momentum=0.9,nesterov=True", "learning_rate": float(work["learning_rate"]),
+    settings = {"optim": "sgd", "optim_args": "momentum=0.9,nesterov=True",
+                "learning_rate": float(work["learning_rate"]),
                 "lr_scheduler_type": "constant", "weight_decay": 5e-4, "label_smoothing_factor": 0.0,
                 "per_device_train_batch_size": int(work["batch_size"]), "crop_padding": 2, "flip": True, "tta": False,
                 "plot_curves": False, "logging_steps": 50, "num_train_epochs": float(work["epochs"])}
@@ -177,8 +178,9 @@ def run(ctx: ClaimContext) -> Result:
                             callbacks=[probe], **classes)
         reached = time_to_target(probe.history, target)
         summary = trained.trainer.method_summary().get("hard_batches", {})
-        return {**reached, "history": probe.history, "total_steps": trained.steps, "total_seconds": probe.history[-1][2],
-                "scoring_seconds": summary.get("scoring_seconds", 0.0), "images_scored": summary.get("images_scored", 0),
+        return {**reached, "history": probe.history, "total_steps": trained.steps,
+                "total_seconds": probe.history[-1][2], "scoring_seconds": summary.get("scoring_seconds", 0.0),
+                "images_scored": summary.get("images_scored", 0),
                 "correct": ctx.correct(trained.model, held_out)}
 
     results = {arm: [] for arm in ARMS}

@@ -2,9 +2,9 @@
 
 Sahayam, Zakkam & Jayaraman (2023): instead of training on every mini-batch of an epoch, the network trains on the
 mini-batches with the highest loss; δ decides how many of the epoch's mini-batches are considered for training. The
-sampler is a plain `torch.utils.data.Sampler` of index lists (a batch sampler), so the `Trainer`'s own loop, Accelerate's
-sharding and `gradient_accumulation_steps` work unchanged; the loss of each candidate comes from a `score` callable
-(`HardBatchTrainer.score_candidates`: no-grad forward passes with the current weights).
+sampler is a plain `torch.utils.data.Sampler` of index lists (a batch sampler), so the `Trainer`'s own loop,
+Accelerate's sharding and `gradient_accumulation_steps` work unchanged; the loss of each candidate comes from a `score`
+callable (`HardBatchTrainer.score_candidates`: no-grad forward passes with the current weights).
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ class HardBatchTrainingArguments(CifarTrainingArguments):
         check_fraction(self.hard_batch_fraction)
         if self.hard_batch_selection not in SELECTIONS:
             raise ValueError(f"hard_batch_selection must be one of {SELECTIONS} ('loss': the paper's top-δ by loss; "
-                             f"'random': the same number of mini-batches at random); got {self.hard_batch_selection!r}.")
+                             "'random': the same number of mini-batches at random); got "
+                             f"{self.hard_batch_selection!r}.")
         if self.hard_batch_scoring_mode not in SCORING_MODES:
             raise ValueError(f"hard_batch_scoring_mode must be one of {SCORING_MODES}; got "
                              f"{self.hard_batch_scoring_mode!r}.")
@@ -137,8 +138,8 @@ class HardBatchTrainer(CifarTrainer):
             raise ValueError("Trainer: training requires a train_dataset.")
         if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
             raise ValueError("HardBatchTrainer scores all of an epoch's mini-batches before training on some, so it "
-                             "needs a map-style training set with a length (a CifarTensorDataset or a Hub-schema split), "
-                             f"not {type(dataset).__name__}.")
+                             "needs a map-style training set with a length (a CifarTensorDataset or a Hub-schema "
+                             f"split), not {type(dataset).__name__}.")
         args = self.args
         self.hard_batch_sampler = HardBatchSampler(
             len(dataset), args.train_batch_size, args.hard_batch_fraction, self.score_candidates,
