@@ -116,14 +116,6 @@ PLANNED: tuple[PlannedMethod, ...] = (
         'local-learning',
     ),
     PlannedMethod(
-        21,
-        'hard-sample-batches',
-        'Can we learn better with hard samples?',
-        'trainer that trains on the top-δ highest-loss mini-batches',
-        'steps to a target validation accuracy vs standard training (paper: 26.47% fewer epochs)',
-        'training',
-    ),
-    PlannedMethod(
         22,
         'dass',
         'DASS: Differentiable Architecture Search for Sparse neural networks',
