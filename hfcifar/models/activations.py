@@ -53,6 +53,13 @@ class ActivationRegistry(Registry):
         transformers_activations.ACT2CLS[name] = factory
         transformers_activations.ACT2FN[name] = factory
 
+    def unregister(self, name: str) -> None:
+        """Remove `name` here and from transformers' tables."""
+        super().unregister(name)
+        for table in (transformers_activations.ACT2CLS, transformers_activations.ACT2FN):
+            if isinstance(table.get(name), TransformersActivation):
+                del table[name]
+
 
 #: Activations that hfcifar adds to transformers' `hidden_act` names (methods provide them: `crrelu`, …).
 ACTIVATIONS: ActivationRegistry = ActivationRegistry(
