@@ -45,6 +45,14 @@ for _name in ("CifarDDPMPipeline", "CifarClassConditionalPipeline", "CifarLatent
               "DiffusionTrainingArguments", "create_unet", "train_diffusion"):
     PUBLIC_NAMES.register_lazy(_name, f"hfcifar.diffusion:{_name}")
 
+# Activations that methods provide (`crrelu`) become `hidden_act` names of transformers' own models (ACT2FN) now, so
+# `ViTConfig(hidden_act="crrelu")` builds and loads after `import hfcifar`: transformers looks the name up in its own
+# table, never in a registry of ours, so this one registry is filled at import (discovery imports every method's cheap
+# `__init__`, a few ms; the activations' modules load only when a model is built).
+from .models import register_with_transformers  # noqa: E402
+
+register_with_transformers()
+
 
 def __getattr__(name: str):
     if name.startswith("__"):  # dunder probes (copy, pickle, inspect) never trigger discovery

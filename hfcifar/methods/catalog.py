@@ -244,14 +244,6 @@ PLANNED: tuple[PlannedMethod, ...] = (
         'unlearning-backdoor',
     ),
     PlannedMethod(
-        44,
-        'crrelu',
-        'A Method on Searching Better Activation Functions',
-        'CRReLU activation (+ EAFO derivation helper)',
-        'CRReLU vs GELU/ReLU on a small ViT, reported',
-        'training',
-    ),
-    PlannedMethod(
         45,
         'multiview-hashing',
         'Deep Multi-View Enhancement Hashing for Image Retrieval',

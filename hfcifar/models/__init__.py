@@ -19,6 +19,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForImageClassification,
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from ..registry import Registry
+from .activations import ACTIVATIONS, get_activation, register_with_transformers
 
 
 @dataclass(frozen=True)
@@ -106,4 +107,5 @@ def register_auto_classes() -> None:
         AutoModelForImageClassification.register(arch.config_class, arch.model_class, exist_ok=True)
 
 
-__all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "PRESETS", "architecture_of", "create_config", "create_model", "list_models", "register_auto_classes"]
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "DEFAULT_MODEL", "PRESETS", "architecture_of", "create_config", "create_model",
+           "get_activation", "list_models", "register_auto_classes", "register_with_transformers"]

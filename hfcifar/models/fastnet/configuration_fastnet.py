@@ -70,7 +70,7 @@ def check_quantization_loadable(kwargs: dict) -> None:
                               "code. `pip install hfcifar`, then `import hfcifar` before `from_pretrained`.")
 
 
-HIDDEN_ACTS = ("gelu", "relu")
+HIDDEN_ACTS = ("gelu", "relu", "crrelu")
 
 
 class FastNetConfig(PreTrainedConfig):
@@ -89,7 +89,8 @@ class FastNetConfig(PreTrainedConfig):
         widths (`list[int]`, *optional*, defaults to `[32, 64, 128]`):
             Output channels of each block; every block halves the spatial size.
         hidden_act (`str`, *optional*, defaults to `"gelu"`):
-            Activation after every batch norm (`"gelu"` or `"relu"`).
+            Activation after every batch norm: `"gelu"`, `"relu"` or `"crrelu"` (CRReLU, ReLU plus a learnable
+            correction ε·x·exp(−x²/2), one ε per activation layer, initialized to 0.01).
         batch_norm_momentum (`float`, *optional*, defaults to 0.1):
             Momentum of the running statistics of every batch norm, in [0, 1] (`None`: a cumulative average).
         logit_scale (`float`, *optional*, defaults to `1/9`):

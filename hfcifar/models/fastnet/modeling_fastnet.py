@@ -5,6 +5,8 @@ max-pool and a bias-free linear head with a small logit scale. It is the default
 `hfcifar train`: cheap enough to train to good accuracy on a laptop CPU in minutes.
 """
 
+import math
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -114,7 +116,53 @@ def apply_clipped_activations(model: nn.Module) -> None:
         setattr(parent, child, ClippedReLU(threshold))
 
 
-ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+# Copied from hfcifar.methods.crrelu.activation.CRReLU
+class CRReLU(nn.Module):
+    r"""Correction Regularized ReLU: `CRReLU(x) = max(x, 0) + ε · x · exp(−x²/2)`, with ε a learnable scalar.
+
+    The correction is the first-order term of the entropy-based activation function optimization (EAFO) applied to
+    ReLU under a standard-Gaussian input: it moves the output distribution away from the maximum-entropy (worst)
+    activation (see `hfcifar.methods.crrelu.eafo`). As in the paper, ε is one scalar per activation layer, initialized
+    to 0.01 and trained with the network's weights; its sign and size are learned.
+
+    Args:
+        epsilon (`float`, *optional*, defaults to 0.01):
+            Initial value of the learnable correction weight ε; any finite number (0 starts as a plain ReLU).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hfcifar.methods.crrelu import CRReLU
+
+    >>> act = CRReLU(epsilon=0.5)
+    >>> act(torch.tensor([-1.0, 0.0, 1.0]))
+    tensor([-0.3033,  0.0000,  1.3033], grad_fn=<AddBackward0>)
+    ```
+    """
+
+    def __init__(self, epsilon: float = 0.01):
+        super().__init__()
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not math.isfinite(epsilon):
+            raise ValueError(f"CRReLU's initial epsilon must be a finite number (the paper starts at 0.01); "
+                             f"got {epsilon!r}.")
+        self.initial_epsilon = float(epsilon)
+        self.epsilon = nn.Parameter(torch.tensor(self.initial_epsilon))
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        nn.init.constant_(self.epsilon, self.initial_epsilon)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        correction = hidden_states * torch.exp(-0.5 * hidden_states * hidden_states)
+        return torch.relu(hidden_states) + self.epsilon.to(hidden_states.dtype) * correction
+
+    def extra_repr(self) -> str:
+        return f"initial_epsilon={self.initial_epsilon:g}"
+
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "crrelu": CRReLU}
 
 
 class FastNetConvBlock(nn.Module):
@@ -162,6 +210,8 @@ class FastNetPreTrainedModel(PreTrainedModel):
             nn.init.normal_(module.weight, std=module.in_features**-0.5)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+        elif isinstance(module, CRReLU):
+            module.reset_parameters()
 
 
 class FastNetModel(FastNetPreTrainedModel):
