@@ -292,4 +292,20 @@ def test_search_with_cifar_trainer_end_to_end(tmp_path):
 
 def test_random_battery_stays_below_the_threshold():
     changes = random_battery(10, torch.Generator().manual_seed(0), 8)
-    assert len(changes) == 10 and max(changes) <= 1e-5
+    assert len(changes) == 10 and max(c[0] for c in changes) <= 1e-5 and max(c[1] for c in changes) <= 1e-5
+
+
+def test_function_change_in_float64_measures_the_transform_not_the_forward_passs_rounding():
+    model = plain_cnn().eval()
+    with torch.no_grad():
+        model.classifier.weight.mul_(1000)  # large logits: float32 rounding of the forward pass grows with them
+    x = images()
+    assert function_change(model, model, x) == 0.0
+    wider = net2wider(model, 3, 13, generator=torch.Generator().manual_seed(0))
+    float64, float32 = function_change(model, wider, x), function_change(model, wider, x, dtype=None)
+    assert float64 < float32
+    assert model.classifier.weight.dtype == torch.float32  # the models are compared on copies
+    broken = net2wider(model, 3, 13, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        broken.vgg.stages[2].layers[0].conv.bias[-1] += 0.1  # a transform that is not function-preserving is caught
+    assert function_change(model, broken, x) > 1e-3

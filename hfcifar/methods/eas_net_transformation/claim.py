@@ -7,7 +7,10 @@ CNNs far better than its start (4.23% CIFAR-10 test error with 5 GPUs). Two hypo
 - `max_function_change` (**threshold**, lower is better, bound 1e-5): the largest max |Δlogits| of every transform —
   each Net2Wider and Net2Deeper the search applied, each replay of the best network's transforms, and a battery of
   random transforms on random plain CNNs with random batch-norm statistics, on random images in [0, 1] (and real ones
-  for the search's) — in eval mode. Its standard error is the bootstrap SE of the maximum over transforms.
+  for the search's) — in eval mode, with both forward passes in float64 (`function_change`): the transform's own error
+  (its float32 weights' rounding), not the float32 forward pass's rounding, which differs between two summation orders
+  of one network and grows with the logits (reported beside it as `max_float32_change`). Its standard error is the
+  bootstrap SE of the maximum over transforms.
 - `accuracy_gain` (**superiority**): held-out accuracy of the best searched network minus that of the start network,
   after the *same* extra training from their current weights: the best network's transforms are replayed on the trained
   start network (so both arms start computing the same function) and both train `final_steps` updates with the same
@@ -48,7 +51,7 @@ CLAIM = Claim(
     hypotheses=[
         Hypothesis("max_function_change", THRESHOLD,
                    "the largest max |Δlogits| of any Net2Wider/Net2Deeper transform (search, replays and a random "
-                   "battery, eval mode) is below 1e-5", higher_is_better=False, threshold=1e-5),
+                   "battery; eval mode, float64 forward passes) is below 1e-5", higher_is_better=False, threshold=1e-5),
         Hypothesis("accuracy_gain", SUPERIORITY,
                    "held-out accuracy of the best searched network minus that of its start network, after the same "
                    "extra training from their current weights, is above 0"),
@@ -96,8 +99,8 @@ RECIPE = {"optim": "adamw_torch", "learning_rate": 2e-3, "weight_decay": 0.0, "l
 CONTINUE_LR = 1e-3
 
 
-def random_battery(count: int, generator: torch.Generator, probe_images: int) -> list[float]:
-    """max |Δlogits| of `count` random transforms (widen by 1–16 channels, with or without the outgoing-split noise;
+def random_battery(count: int, generator: torch.Generator, probe_images: int) -> list[tuple[float, float]]:
+    """max |Δlogits| (float64 and float32 forward passes) of `count` random transforms (widen by 1–16 channels, with or without the outgoing-split noise;
     deepen, with or without calibration images) of random plain CNNs with random weights and batch-norm statistics, on
     random images in [0, 1]."""
     from hfcifar.models.vgg import VGGConfig, VGGForImageClassification
@@ -129,7 +132,7 @@ def random_battery(count: int, generator: torch.Generator, probe_images: int) ->
             grown = net2wider(model, layer, new_width, noise=0.1 * (i % 4 == 0), generator=generator)
         else:
             grown = net2deeper(model, layer, calibration=images if i % 4 == 1 else None)
-        changes.append(function_change(model, grown, images))
+        changes.append((function_change(model, grown, images), function_change(model, grown, images, dtype=None)))
     return changes
 
 
@@ -177,7 +180,7 @@ def run(ctx: ClaimContext) -> Result:
                             episodes=int(work["episodes"]), networks_per_episode=int(work["networks_per_episode"]),
                             wider_actions=int(work["wider_actions"]), deeper_actions=int(work["deeper_actions"]),
                             calibration=calibration, probe=probe, seed=seed)
-        changes += [t.function_change for r in search.networks for t in r.transforms]
+        changes += [(t.function_change, t.float32_change) for r in search.networks for t in r.transforms]
         evaluated += search.networks_evaluated
         sampled += search.networks_sampled
         search_minutes.append(search.seconds / 60)
@@ -186,7 +189,7 @@ def run(ctx: ClaimContext) -> Result:
         generator = torch.Generator().manual_seed(20_000 + seed)
         searched, replayed = apply_actions(start, search.best.transforms, calibration=calibration, noise=0.1,
                                            generator=generator, probe=probe)
-        changes += [t.function_change for t in replayed]
+        changes += [(t.function_change, t.float32_change) for t in replayed]
         start_accuracy_before = float(ctx.correct(start, held_out).mean())
         runs = [ctx.train(start, continue_recipe, name=f"seed-{seed}/final-start", train_dataset=search_train,
                           max_steps=int(work["final_steps"]), seed=seed),
@@ -210,7 +213,7 @@ def run(ctx: ClaimContext) -> Result:
         records.append(search)
 
     battery = random_battery(int(work["battery"]), torch.Generator().manual_seed(ctx.seed), int(work["probe_images"]))
-    values = np.array(changes + battery, dtype=float)
+    values, float32 = np.array(changes + battery, dtype=float).T
     function = Measurement(
         estimate=float(values.max()),
         standard_error=bootstrap_standard_error(np.max, [values], repeats=500, seed=ctx.seed) if values.size > 1 else 0,
@@ -224,7 +227,8 @@ def run(ctx: ClaimContext) -> Result:
                    search_transforms=len(changes), battery_transforms=len(battery),
                    search_minutes_total=round(sum(search_minutes), 2), run_minutes=round(minutes, 2),
                    held_out_accuracy_start=accuracy_start.estimate, held_out_accuracy_best=accuracy_best.estimate,
-                   median_function_change=float(np.median(values)))
+                   median_function_change=float(np.median(values)), max_float32_change=float(float32.max()),
+                   median_float32_change=float(np.median(float32)))
     plot(ctx, records)
     return Result(
         measurements={"max_function_change": function, "accuracy_gain": gain}, details=details,
@@ -233,7 +237,8 @@ def run(ctx: ClaimContext) -> Result:
                f"searches in {sum(search_minutes):.1f} search minutes ({minutes:.1f} minutes for the whole run, 1 "
                f"thread). Held-out accuracy after the same extra training: start {accuracy_start.estimate:.1%}, best "
                f"searched {accuracy_best.estimate:.1%}. Largest |Δlogits| of {values.size} transforms: "
-               f"{values.max():.2e}."))
+               f"{values.max():.2e} with float64 forward passes, {float32.max():.2e} with float32 ones (which adds "
+               "the forward pass's own rounding)."))
 
 
 def plot(ctx: ClaimContext, searches: list) -> None:

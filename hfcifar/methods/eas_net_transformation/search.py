@@ -26,12 +26,15 @@ from .transforms import _check_model, conv_blocks, conv_widths, function_change,
 @dataclass
 class Transform:
     """One transform applied to a network: `kind` `"wider"` (conv `layer` to `width` channels) or `"deeper"` (a new
-    conv of `width` channels after conv `layer`), and the max |Δlogits| it caused on the probe images."""
+    conv of `width` channels after conv `layer`), and the max |Δlogits| it caused on the probe images, with both forward
+    passes in float64 (`function_change`: the transform's own error) and in float32 (`float32_change`: what a float32
+    forward pass shows, rounding of the forward pass included)."""
 
     kind: str
     layer: int
     width: int
     function_change: float | None = None
+    float32_change: float | None = None
 
 
 @dataclass
@@ -60,7 +63,8 @@ class EASSearchResult:
             search.
         networks: every network sampled, in order; `networks_evaluated` how many were trained and validated (new
             architectures), `networks_sampled` how many were sampled.
-        max_function_change: the largest max |Δlogits| of any transform of the search.
+        max_function_change: the largest max |Δlogits| of any transform of the search (float64 forward passes);
+            `max_float32_change` the same in float32.
         baselines: the REINFORCE baseline after each episode; `seconds`: wall time of the search.
         controller: the meta-controller after the search (pass it to another search to continue).
     """
@@ -73,6 +77,7 @@ class EASSearchResult:
     networks_evaluated: int = 0
     networks_sampled: int = 0
     max_function_change: float = 0.0
+    max_float32_change: float = 0.0
     baselines: list = field(default_factory=list)
     seconds: float = 0.0
     controller: object = None
@@ -82,6 +87,7 @@ class EASSearchResult:
         return {"start_layers": self.start_layers, "start_accuracy": self.start_accuracy,
                 "best": asdict(self.best) if self.best else None, "networks_evaluated": self.networks_evaluated,
                 "networks_sampled": self.networks_sampled, "max_function_change": self.max_function_change,
+                "max_float32_change": self.max_float32_change,
                 "baselines": self.baselines, "seconds": round(self.seconds, 2),
                 "networks": [asdict(record) for record in self.networks]}
 
@@ -94,7 +100,8 @@ def next_width(width: int, widths: list[int]) -> int | None:
 def apply_actions(model, transforms: list[Transform], *, calibration: torch.Tensor | None = None, noise: float = 0.0,
                   generator: torch.Generator | None = None, probe: torch.Tensor | None = None):
     """Replay `transforms` on `model` (e.g. the best network's, on its start network): returns the transformed network
-    and the transforms with their measured max |Δlogits| on `probe` (None without a probe)."""
+    and the transforms with their measured max |Δlogits| on `probe` (float64 and float32 forward passes; None without a
+    probe)."""
     measured = []
     for transform in transforms:
         if transform.kind == "wider":
@@ -103,8 +110,9 @@ def apply_actions(model, transforms: list[Transform], *, calibration: torch.Tens
             grown = net2deeper(model, transform.layer, calibration=calibration)
         else:
             raise ValueError(f"a transform's kind is 'wider' or 'deeper'; got {transform.kind!r}.")
-        change = function_change(model, grown, probe) if probe is not None else None
-        measured.append(Transform(transform.kind, transform.layer, transform.width, change))
+        changes = (function_change(model, grown, probe), function_change(model, grown, probe, dtype=None)) \
+            if probe is not None else (None, None)
+        measured.append(Transform(transform.kind, transform.layer, transform.width, *changes))
         model = grown
     return model, measured
 
@@ -260,8 +268,9 @@ def eas_search(model, train_network: Callable, evaluate: Callable, *, widths: li
         optimizer.step()
         result.networks.extend(records)
 
-    changes = [t.function_change for r in result.networks for t in r.transforms if t.function_change is not None]
-    result.max_function_change = max(changes, default=0.0)
+    measured = [t for r in result.networks for t in r.transforms if t.function_change is not None]
+    result.max_function_change = max((t.function_change for t in measured), default=0.0)
+    result.max_float32_change = max((t.float32_change for t in measured), default=0.0)
     result.seconds = time.monotonic() - started
     return result
 

@@ -19,6 +19,8 @@ Conv layers are numbered 0, 1, … in the order of the integers of `config.layer
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -261,9 +263,18 @@ def net2deeper(model: VGGForImageClassification, after_layer: int, *,
 
 
 @torch.no_grad()
-def function_change(model_a: nn.Module, model_b: nn.Module, pixel_values: torch.Tensor) -> float:
-    """max |logits_a − logits_b| over `pixel_values` (float N×3×32×32 in [0, 1]), both models in eval mode (their
-    modes are restored)."""
+def function_change(model_a: nn.Module, model_b: nn.Module, pixel_values: torch.Tensor,
+                    dtype: torch.dtype | None = torch.float64) -> float:
+    """max |logits_a − logits_b| over `pixel_values` (float N×3×32×32 in [0, 1]), both models in eval mode.
+
+    By default both forward passes run in float64 on copies of the models (their float32 weights cast exactly), so the
+    number is the transform's own error — the rounding of its float32 weights (a weight divided by 3, an identity
+    scale √(v + ε)) — and not the rounding of a float32 forward pass, which differs between any two summation orders of
+    the same network and grows with the logits. `dtype=None` compares the models as they are (their own precision).
+    """
+    if dtype is not None:
+        model_a, model_b = copy.deepcopy(model_a).to(dtype), copy.deepcopy(model_b).to(dtype)
+        pixel_values = pixel_values.to(dtype)
     modes = model_a.training, model_b.training
     try:
         model_a.eval(), model_b.eval()
