@@ -216,32 +216,27 @@ def eas_search(model, train_network: Callable, evaluate: Callable, *, widths: li
     start_layers = list(model.config.layers)
     result = EASSearchResult(start_layers=start_layers, start_accuracy=float(evaluate(model)), best=None,
                              best_model=None, controller=controller)
-    pool: dict[tuple, float] = {}
+    pool: dict[tuple, float] = {}  # EAS's network pool: architecture → validation accuracy
+    grow = dict(calibration=calibration, noise=noise, generator=generator, probe=probe)
     for episode in range(episodes):
         trajectories, records = [], []
         for index in range(networks_per_episode):
             network_started = time.monotonic()
             network, decisions, transforms = model, [], []
-
-            def grow(transform: Transform):
-                nonlocal network
-                grown, measured = apply_actions(network, [transform], calibration=calibration, noise=noise,
-                                                generator=generator, probe=probe)
-                transforms.extend(measured)
-                network = grown
-
             for _ in range(wider_actions):
                 decision = controller.sample_wider(network.config.layers, generator)
                 decisions.append(decision)
-                for layer, widen in enumerate(decision.widen):
-                    if widen:
-                        width = next_width(conv_widths(network.config)[layer], widths)
-                        grow(Transform("wider", layer, width))
+                chosen = [Transform("wider", layer, next_width(conv_widths(network.config)[layer], widths))
+                          for layer, widen in enumerate(decision.widen) if widen]
+                network, measured = apply_actions(network, chosen, **grow)
+                transforms += measured
             for _ in range(deeper_actions):
                 decision = controller.sample_deeper(network.config.layers, generator)
                 decisions.append(decision)
                 layer = conv_blocks(network.config)[decision.block][decision.position]
-                grow(Transform("deeper", layer, conv_widths(network.config)[layer]))
+                chosen = [Transform("deeper", layer, conv_widths(network.config)[layer])]
+                network, measured = apply_actions(network, chosen, **grow)
+                transforms += measured
 
             key = tuple(network.config.layers)
             trained = key not in pool
