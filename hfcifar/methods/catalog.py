@@ -148,14 +148,6 @@ PLANNED: tuple[PlannedMethod, ...] = (
         'generative',
     ),
     PlannedMethod(
-        26,
-        'eas-net-transformation',
-        'Efficient Architecture Search by Network Transformation',
-        'Net2Wider/Net2Deeper function-preserving transforms + RL meta-controller',
-        'transformed nets give the same outputs (max abs diff ≤ 1e-5); a tiny search runs and improves on its start',
-        'architecture-search',
-    ),
-    PlannedMethod(
         30,
         'fedossl',
         'Towards Unbiased Training in Federated Open-world Semi-supervised Learning',
