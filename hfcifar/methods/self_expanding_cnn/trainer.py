@@ -344,18 +344,20 @@ class SelfExpandingTrainer(CifarTrainer):
 
     # -- timing ---------------------------------------------------------------------------------------------------
     def _open_size_segment(self) -> None:
-        self._segment_start = (time.monotonic(), self.state.global_step)
+        self._segment_start = (time.monotonic(), self.state.global_step, self.scoring_seconds)
 
     def _close_size_segment(self) -> None:
+        """Record the steps and seconds spent at the current size (`scoring_seconds`: the part spent scoring)."""
         if self._segment_start is None:
             return
-        started, step = self._segment_start
+        started, step, scoring = self._segment_start
         self._segment_start = None
         if self.state.global_step > step:
             self.size_segments.append({"depths": self.depths, "num_blocks": self.num_blocks,
                                        "num_parameters": sum(p.numel() for p in self.model.parameters()),
                                        "steps": self.state.global_step - step,
-                                       "seconds": time.monotonic() - started})
+                                       "seconds": time.monotonic() - started,
+                                       "scoring_seconds": self.scoring_seconds - scoring})
 
     def _record_depths_of_every_process(self) -> None:
         if self.accelerator.num_processes > 1:
