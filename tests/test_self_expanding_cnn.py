@@ -307,3 +307,17 @@ def test_two_processes_grow_identically(cifar_source, tmp_path):
     assert len(expansion["expansions"]) == 2 and sum(expansion["final_depths"]) == 5
     assert expansion["depths_per_process"] == [expansion["final_depths"]] * 2
     assert summary["parameters_in_sync"] is True
+
+
+def test_the_claims_cost_counts_every_size_it_passed_through():
+    from types import SimpleNamespace
+
+    from hfcifar.methods.self_expanding_cnn.claim import cost
+
+    segments = [{"steps": 50, "seconds": 12.0, "scoring_seconds": 2.0},   # 0.2 s per step at the first size
+                {"steps": 350, "seconds": 105.0, "scoring_seconds": 0.0}]  # 0.3 s per step at the second
+    trainer = SimpleNamespace(size_segments=segments, scoring_seconds=2.0)
+    measured = cost(trainer, grown_seconds=117.0, fixed_seconds=121.0, steps=400)
+    assert measured["every_size_separately_steps"] == 800 and measured["grown_steps"] == 400
+    assert measured["every_size_separately_seconds_estimate"] == pytest.approx(0.2 * 400 + 0.3 * 400)
+    assert measured["seconds_ratio"] == pytest.approx(117.0 / 200.0)
