@@ -20,14 +20,6 @@ class PlannedMethod:
 
 PLANNED: tuple[PlannedMethod, ...] = (
     PlannedMethod(
-        2,
-        'self-expanding-cnn',
-        'Self Expanding Convolutional Neural Networks',
-        'SelfExpandingTrainer: natural expansion score decides when/where to add layers; a checkpoint per size',
-        'a model grown from one block reaches the accuracy of a fixed model of its final size within tolerance, emitting checkpoints of increasing size',
-        'architecture-search',
-    ),
-    PlannedMethod(
         3,
         'quantum-creep',
         'Let the Quantum Creep In: Designing Quantum Neural Network Models by Gradually Swapping Out Classical Components',

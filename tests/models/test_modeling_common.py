@@ -24,6 +24,7 @@ TINY_CONFIGS = {
     "vgg": {"layers": [8, "M", 16, "M"]},
     "mobilenet_v2": {"width_multiplier": 0.25, "last_channels": 32},
     "convnet": {"net_width": 8, "net_depth": 2},
+    "preact_resnet": {"stem_width": 8, "hidden_sizes": [8, 16], "depths": [1, 2], "zero_init_residual": False},
 }
 NAMES = sorted(ARCHITECTURES)
 

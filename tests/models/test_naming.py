@@ -141,6 +141,8 @@ INVALID = {
                      ({"inverted_residual_setting": [[1, 16, 0, 1]]}, "inverted_residual_setting")],
     "convnet": [({"net_act": "gelu"}, "'relu', 'leakyrelu', 'sigmoid', 'swish'"),
                 ({"net_norm": "instance"}, "'instancenorm', 'batchnorm'"), ({"net_width": 0}, "net_width")],
+    "preact_resnet": [({"depths": [1, 0, 1]}, "depths"), ({"depths": [1, 1]}, "one entry per stage"),
+                      ({"zero_init_residual": "yes"}, "zero_init_residual"), ({"hidden_sizes": [8] * 7, "depths": [1] * 7}, "halves")],
 }
 
 
