@@ -41,6 +41,21 @@ def check_image_fields(num_channels, image_size, mean, std) -> None:
         raise ValueError(f"std must be positive in every channel; got {list(std)}.")
 
 
+# Copied from hfcifar.models.fastnet.configuration_fastnet.check_quantization_loadable
+def check_quantization_loadable(kwargs: dict) -> None:
+    """Raise an `ImportError` that names the fix when the config is of a QFX fixed-point model (hfcifar's `qfx`
+    quantization) and nothing registered the `qfx` quantizer with transformers: `import hfcifar` does."""
+    quantization = kwargs.get("quantization_config")
+    method = quantization.get("quant_method") if isinstance(quantization, dict) else getattr(quantization, "quant_method", None)
+    if method == "qfx":
+        from transformers.quantizers.auto import AUTO_QUANTIZER_MAPPING
+
+        if "qfx" not in AUTO_QUANTIZER_MAPPING:
+            raise ImportError("This model is a QFX fixed-point model (quantization_config.quant_method='qfx'); its "
+                              "quantizer is registered with transformers by hfcifar, which cannot travel as remote "
+                              "code. `pip install hfcifar`, then `import hfcifar` before `from_pretrained`.")
+
+
 class PreActResNetConfig(PreTrainedConfig):
     r"""
     Configuration of a [`PreActResNetForImageClassification`]: a 3×3 stem convolution, stages of pre-activation
@@ -99,6 +114,7 @@ class PreActResNetConfig(PreTrainedConfig):
         std=CIFAR10_STD,
         **kwargs,
     ):
+        check_quantization_loadable(kwargs)
         check_image_fields(num_channels, image_size, mean, std)
         check_positive("stem_width", stem_width)
         check_positive("hidden_sizes", hidden_sizes)

@@ -76,6 +76,48 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> to
     return nn.functional.cross_entropy(logits, labels)
 
 
+# Copied from hfcifar.models.fastnet.modeling_fastnet.ClippedReLU
+class ClippedReLU(nn.Module):
+    """The clipped activation of FT-ClipAct (Hoang et al., DATE 2020, Sec. IV): `f(x) = x` for `0 ≤ x ≤ T`, else 0.
+
+    Values above the threshold T are discarded (not saturated), so a fault-inflated activation contributes nothing
+    downstream; a non-finite input (a faulty ∞ or NaN) also gives 0. It has no parameters or buffers.
+
+    Args:
+        threshold (`float`): the clipping threshold T ≥ 0 of this layer.
+    """
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold >= 0 \
+                or threshold == float("inf"):
+            raise ValueError(f"A clipping threshold must be a finite number ≥ 0 (activations above it become 0); "
+                             f"got {threshold!r}.")
+        self.threshold = float(threshold)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        keep = (hidden_states > 0) & (hidden_states <= self.threshold)
+        return torch.where(keep, hidden_states, torch.zeros((), dtype=hidden_states.dtype, device=hidden_states.device))
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold:.4g}"
+
+
+# Copied from hfcifar.models.fastnet.modeling_fastnet.apply_clipped_activations
+def apply_clipped_activations(model: nn.Module) -> None:
+    """Swap the activation modules named in `model.config.clipped_activations` (module name → threshold) for
+    `ClippedReLU`s, so a model saved with clipped activations (FT-ClipAct) loads clipped, with or without hfcifar."""
+    for name, threshold in (getattr(model.config, "clipped_activations", None) or {}).items():
+        parent_name, _, child = name.rpartition(".")
+        try:
+            parent = model.get_submodule(parent_name) if parent_name else model
+            getattr(parent, child)
+        except AttributeError:
+            raise ValueError(f"config.clipped_activations names {name!r}, which {type(model).__name__} does not have; "
+                             "the thresholds belong to another architecture or configuration.") from None
+        setattr(parent, child, ClippedReLU(threshold))
+
+
 class PreActResNetBlock(nn.Module):
     """`BN → ReLU → conv3×3 → BN → ReLU → conv3×3`, added to the shortcut (He et al. 2016, Fig. 4(e)).
 
@@ -216,6 +258,7 @@ class PreActResNetForImageClassification(PreActResNetPreTrainedModel):
         self.preact_resnet = PreActResNetModel(config)
         self.classifier = nn.Linear(config.hidden_sizes[-1], config.num_labels)
         self.post_init()
+        apply_clipped_activations(self)  # FT-ClipAct thresholds saved in the config
 
     def add_block(self, stage: int) -> PreActResNetBlock:
         """See [`PreActResNetModel.add_block`]: one more identity block in `stage`, outputs unchanged."""
