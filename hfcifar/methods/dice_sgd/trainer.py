@@ -308,6 +308,8 @@ class DPTrainer(CifarTrainer):
 
     def method_summary(self) -> dict:
         dp = self.privacy_summary()
+        if dp["noise_multiplier"] is None:  # never trained: nothing spent, nothing to show
+            return {"differential_privacy": dp}
         clip = f"C1 = {dp['max_grad_norm']:g}" + (f", C2 = {dp['max_error_norm']:g}" if dp["max_error_norm"] else "")
         row = (f"{dp['algorithm']}: (ε = {dp['epsilon']:.3g}, δ = {dp['delta']:g}) by Opacus' RDP accountant — "
                f"σ = {dp['noise_multiplier']:.4g}, {clip}, Poisson rate q = {dp['sample_rate']:.4g}, {dp['steps']} "
