@@ -74,6 +74,37 @@ def test_without_clipping_and_error_dicesgd_is_plain_sgd():
     assert float(optimizer.error[0].abs().max()) < 1e-6
 
 
+def _two_process_dice_worker(rank: int, init_file: str, out_dir: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    params = [torch.nn.Parameter(torch.zeros(5))]
+    optimizer = DiceSGDOptimizer(torch.optim.SGD(params, lr=1.0), noise_multiplier=1.0, max_grad_norm=0.5,
+                                 max_error_norm=0.5, expected_batch_size=6)
+    for step in range(3):
+        g = torch.randn(6, 5, generator=torch.Generator().manual_seed(step)) * 3
+        set_per_sample_gradients(params, g[rank::2])  # each process holds half of the batch
+        torch.manual_seed(100 + step)  # the noise stream
+        optimizer.step()
+    torch.save({"params": params[0].detach(), "error": optimizer.error[0]}, os.path.join(out_dir, f"{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_two_processes_reduce_the_sums_and_add_the_noise_once(tmp_path):
+    # the update on 2 processes holding half a batch each equals the 1-process update on the whole batch, noise
+    # included: the clipped and full sums are all-reduced and the noise of process 0 is added once
+    torch.multiprocessing.spawn(_two_process_dice_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    params = [torch.nn.Parameter(torch.zeros(5))]
+    optimizer = DiceSGDOptimizer(torch.optim.SGD(params, lr=1.0), noise_multiplier=1.0, max_grad_norm=0.5,
+                                 max_error_norm=0.5, expected_batch_size=6)
+    for step in range(3):
+        set_per_sample_gradients(params, torch.randn(6, 5, generator=torch.Generator().manual_seed(step)) * 3)
+        torch.manual_seed(100 + step)
+        optimizer.step()
+    for rank in range(2):
+        saved = torch.load(tmp_path / f"{rank}.pt")
+        torch.testing.assert_close(saved["params"], params[0].detach(), msg=f"parameters on process {rank}")
+        torch.testing.assert_close(saved["error"], optimizer.error[0], msg=f"error state on process {rank}")
+
+
 def test_noise_has_the_accounted_scale():
     # w_t ~ N(0, (σ (C1 + C2) / B)²) per coordinate for DiceSGD, N(0, (σ C1 / B)²) for Opacus' DP-SGD-GC
     from opacus.optimizers import DPOptimizer
@@ -256,12 +287,14 @@ def test_hfcifar_train_with_trainer_dp_writes_epsilon_to_summary_and_card(cifar_
     assert "Differential privacy" in str(card) and f"ε = {dp['epsilon']:.3g}" in str(card)
 
 
-def test_dicesgd_trains_on_two_processes_with_one_noise_and_one_ledger(cifar_source, tmp_path):
+@pytest.mark.parametrize("trainer, algorithm", [("dice-sgd", "DiceSGD"),
+                                                pytest.param("dp", "DP-SGD-GC", marks=pytest.mark.slow)])
+def test_dp_trains_on_two_processes_with_one_ledger(cifar_source, tmp_path, trainer, algorithm):
     out = tmp_path / "two"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-               "-m", "hfcifar.train", "convnet", "--trainer", "dice-sgd",
+               "-m", "hfcifar.train", "convnet", "--trainer", trainer,
                "--dataset", cifar_source, "--output", str(out), "--batch-size", "8", "--max-steps", "3",
                "--no-progress"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
@@ -270,5 +303,5 @@ def test_dicesgd_trains_on_two_processes_with_one_noise_and_one_ledger(cifar_sou
     dp = summary["differential_privacy"]
     assert summary["num_processes"] == 2 and summary["parameters_in_sync"] is True and summary["global_step"] == 3
     # expected batch 8 per process: q counts both processes' share, and the ledger has one entry per global step
-    assert dp["expected_batch_size"] == 16 and dp["steps"] == 3 and dp["algorithm"] == "DiceSGD"
+    assert dp["expected_batch_size"] == 16 and dp["steps"] == 3 and dp["algorithm"] == algorithm
     assert dp["sample_rate"] == pytest.approx(16 / summary["num_train_examples"])
