@@ -64,7 +64,7 @@ class CifarTensorDataset(torch.utils.data.Dataset):
         return {"pixel_values": self.images[index], "labels": self.labels[index]}
 
     def __getitems__(self, indices: list[int]) -> dict:
-        index = torch.as_tensor(indices, device=self.images.device)
+        index = torch.as_tensor(indices, dtype=torch.long, device=self.images.device)  # also an empty list of indices
         return {"pixel_values": self.images[index], "labels": self.labels[index]}
 
 

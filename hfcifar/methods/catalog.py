@@ -188,14 +188,6 @@ PLANNED: tuple[PlannedMethod, ...] = (
         'training',
     ),
     PlannedMethod(
-        36,
-        'dice-sgd',
-        'Differentially Private SGD Without Clipping Bias: An Error-Feedback Approach',
-        'DP-SGD with clipping and the error-feedback variant, Rényi-DP accountant',
-        "at the same ε the EF variant's accuracy ≥ DP-SGD-GC; ε matches a reference accountant",
-        'training',
-    ),
-    PlannedMethod(
         37,
         'worst-case-forget-set',
         'Challenging Forgets: Unveiling the Worst-Case Forget Sets in Machine Unlearning',
