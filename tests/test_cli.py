@@ -168,3 +168,17 @@ def test_eval_checks_its_arguments_first_and_a_failing_metric_exits_1(cifar_sour
     request.addfinalizer(lambda: evaluation.METRICS.unregister("test_broken"))
     assert main(["eval", str(out), "--metric", "test_broken"]) == 1
     assert "hfcifar eval: error: the metric's own computation failed" in capsys.readouterr().err
+
+
+def test_config_overrides_reach_the_model_and_bad_ones_exit_2(cifar_source, tmp_path, capsys):
+    """`--config_overrides` (transformers' example-script convention) sets config arguments of the preset:
+    CRReLU on FastNet from the command line."""
+    out = tmp_path / "crrelu"
+    command = parse_train(["fastnet-tiny", "--config_overrides", "hidden_act=crrelu,widths=[8,16,16]"])
+    assert command.run.model_overrides == {"hidden_act": "crrelu", "widths": [8, 16, 16]}
+    assert main(["train", "fastnet-tiny", "--config_overrides", "hidden_act=crrelu", "--dataset", cifar_source,
+                 "--output", str(out), "--max-steps", "1", "--no-progress"]) == 0
+    assert json.loads((out / "config.json").read_text())["hidden_act"] == "crrelu"
+    assert json.loads((out / "train_summary.json").read_text())["model_overrides"] == {"hidden_act": "crrelu"}
+    assert main(["train", "fastnet-tiny", "--config_overrides", "hidden_act", "--output", str(tmp_path / "x")]) == 2
+    assert "config_overrides entries are key=value" in capsys.readouterr().err

@@ -96,7 +96,13 @@ def make_pipelines() -> dict:
 
 
 def sample(pipe, kind: str) -> np.ndarray:
-    return quiet(pipe)(generator=torch.manual_seed(0), output_type="np", **KINDS[kind][0]).images
+    """hfcifar's own samples, with one thread as in the subprocess (float32 sums differ with the thread count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return quiet(pipe)(generator=torch.manual_seed(0), output_type="np", **KINDS[kind][0]).images
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

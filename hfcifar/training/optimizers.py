@@ -44,9 +44,9 @@ def is_registered_optimizer(name) -> bool:
     return True
 
 
-def parse_optim_args(text: str | None) -> dict:
+def parse_optim_args(text: str | None, what: str = "optim_args") -> dict:
     """`"a=1,b=(0.9, 0.99),c=False"` → `{"a": 1, "b": (0.9, 0.99), "c": False}` (values as Python literals, bare words
-    as strings). Commas inside parentheses belong to the value."""
+    as strings). Commas inside parentheses or brackets belong to the value. `what` names the option in errors."""
     entries, depth, current = [], 0, ""
     for char in text or "":
         depth += (char in "([") - (char in ")]")
@@ -60,7 +60,7 @@ def parse_optim_args(text: str | None) -> dict:
     for entry in filter(str.strip, entries):
         key, sep, value = entry.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"optim_args entries are key=value separated by commas; got {entry!r} in {text!r}.")
+            raise ValueError(f"{what} entries are key=value separated by commas; got {entry!r} in {text!r}.")
         try:
             parsed[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):

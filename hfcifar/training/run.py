@@ -22,6 +22,7 @@ from ..models import DEFAULT_MODEL, PRESETS, create_model, list_models
 from .args import CifarTrainingArguments
 from .families import TRAINING_FAMILIES, TrainingFamily
 from .recipes import default_recipe, get_recipe
+from .optimizers import parse_optim_args
 from .trainer import CifarTrainer
 from .trainers import default_trainer, trainer_classes, trainer_name
 
@@ -73,6 +74,9 @@ class RunArguments:
                 "override its values."})
     resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint-N in the output folder."})
     overwrite: bool = field(default=False, metadata={"help": "Replace a previous run in the output folder."})
+    config_overrides: str | None = field(default=None, metadata={
+        "help": "Config arguments of the model, as transformers' example scripts take them: key=value pairs "
+                "separated by commas, values as Python literals, e.g. 'hidden_act=crrelu,widths=[32,64,128]'."})
 
     def __post_init__(self):
         if self.resume and self.overwrite:
@@ -122,6 +126,12 @@ class TrainingRun:
         """
         names = {f.name for f in dataclasses.fields(RunArguments)}
         run_options = RunArguments(**{key: options.pop(key) for key in list(options) if key in names})
+        if run_options.config_overrides:
+            parsed = parse_optim_args(run_options.config_overrides, "config_overrides")
+            both = sorted(set(parsed) & set(model_overrides or {}))
+            if both:
+                raise TypeError(f"{', '.join(both)} given both in config_overrides and in model_overrides; pass one.")
+            model_overrides = {**(model_overrides or {}), **parsed}
         for short, name in SHORTHANDS.items():
             if short in options:
                 value = options.pop(short)
@@ -197,6 +207,7 @@ class TrainingRun:
         args = trainer.args
         return {
             "model": self.model_name,
+            "model_overrides": self.model_overrides or None,
             "training_family": family.name,
             "trainer": type(trainer).__name__,
             "recipe": self.recipe_name(family),
