@@ -8,6 +8,11 @@
 Prints images/s of each path and `ratio hfcifar/plain = X` (target X ≥ 0.95), plus the naive path a user gets
 from a vanilla `transformers.Trainer` fed by a `datasets` per-example transform (PIL decode + numpy crop/flip
 per image), for comparison. Paths alternate over `--rounds`; the median of each is reported.
+
+On a Linux CPU, CifarTrainer raises glibc's malloc thresholds (`reuse_cpu_memory`, process-wide): the bench sets
+them before the first path runs, so every path in the process trains with the same allocator and the ratio measures
+the Trainer, not malloc. `--no-memory-reuse` leaves malloc alone on every path (the setting's own effect: compare
+the img/s of the two runs).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from hfcifar.data import BatchAugmentation, CifarTensorDataset, load_cifar10
 from hfcifar.models import create_model
 from hfcifar.training import CifarTrainer, CifarTrainingArguments
+from hfcifar.training.allocator import reuse_freed_memory
 
 SGD = {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
 
@@ -71,11 +77,12 @@ def trainer_args(cls, output_dir, batch_size, steps, seed, **extra):
     )
 
 
-def hfcifar_trainer(model_name, data: CifarTensorDataset, batch_size, steps, warmup, seed, bf16=False) -> float:
+def hfcifar_trainer(model_name, data: CifarTensorDataset, batch_size, steps, warmup, seed, bf16=False,
+                    reuse_memory=True) -> float:
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as out:
         args = trainer_args(CifarTrainingArguments, out, batch_size, steps, seed, crop_padding=4, plot_curves=False,
-                            bf16=bf16)
+                            bf16=bf16, reuse_cpu_memory=reuse_memory)
         CifarTrainer(model=create_model(model_name), args=args, train_dataset=data, callbacks=[timer]).train()
     return images_per_second(timer.times, warmup, batch_size)
 
@@ -113,7 +120,10 @@ def main() -> None:
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast on both paths (the default job's precision "
                         "where the machine has fast bf16); implies --skip-naive")
+    parser.add_argument("--no-memory-reuse", action="store_true",
+                        help="leave glibc's malloc thresholds alone on every path (CifarTrainer's reuse_cpu_memory off)")
     args = parser.parse_args()
+    reuse = not args.no_memory_reuse and reuse_freed_memory()
 
     hf = load_cifar10(args.dataset)["train"]
     data = CifarTensorDataset.from_hf(hf, progress=False)
@@ -122,14 +132,14 @@ def main() -> None:
     for round_ in range(args.rounds):
         results["plain"].append(plain_loop(args.model, data, args.batch_size, total, args.warmup, round_, args.bf16))
         results["hfcifar"].append(hfcifar_trainer(args.model, data, args.batch_size, total, args.warmup, round_,
-                                                  args.bf16))
+                                                  args.bf16, reuse_memory=not args.no_memory_reuse))
         if not (args.skip_naive or args.bf16):
             results["naive"].append(naive_trainer(args.model, hf, args.batch_size, total, args.warmup, round_))
         print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f} img/s" for k, v in results.items() if v), flush=True)
     median = {k: statistics.median(v) for k, v in results.items() if v}
     print(f"\n{args.model}{' (bf16)' if args.bf16 else ''}, batch {args.batch_size}, {args.steps} timed steps × "
           f"{args.rounds} rounds, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, malloc reuse {'on' if reuse else 'off'}")
     for name, value in median.items():
         print(f"  {name:8s} {value:8.1f} img/s")
     print(f"ratio hfcifar/plain = {median['hfcifar'] / median['plain']:.3f}")

@@ -265,3 +265,22 @@ def test_models_dispatch_on_their_training_family(tmp_path):
     assert settings["num_train_epochs"] == 3 and settings["save_total_limit"] is None and settings["seed"] == 0
     with pytest.raises(TypeError, match="ema_decay is not an argument of CifarTrainingArguments"):
         TrainingRun.from_options("fastnet-tiny", ema_decay=0.9).settings(CLASSIFIER)
+
+
+def test_cpu_trainers_reuse_freed_memory_unless_told_not_to(monkeypatch, tmp_path):
+    """`reuse_cpu_memory` (issue 15 throughput): CifarTrainer raises glibc's malloc thresholds on a CPU, once per
+    process; the setting can be turned off, and the run says whether it took effect."""
+    import sys
+
+    from hfcifar.training import allocator
+
+    if sys.platform.startswith("linux"):
+        assert allocator.reuse_freed_memory() is True  # glibc accepts the thresholds (the CI machine)
+    calls = []
+    monkeypatch.setattr("hfcifar.training.trainer.reuse_freed_memory", lambda: calls.append(1) or True)
+    on = CifarTrainer(model=create_model("fastnet-tiny"),
+                      args=CifarTrainingArguments(str(tmp_path / "on"), report_to="none", use_cpu=True))
+    off = CifarTrainer(model=create_model("fastnet-tiny"),
+                       args=CifarTrainingArguments(str(tmp_path / "off"), report_to="none", use_cpu=True,
+                                                   reuse_cpu_memory=False))
+    assert (on.cpu_memory_reuse, off.cpu_memory_reuse, len(calls)) == (True, False, 1)

@@ -226,6 +226,7 @@ class TrainingRun:
             "resumed_from": checkpoint,
             "num_processes": trainer.accelerator.num_processes,
             "mixed_precision": trainer.accelerator.mixed_precision,  # "bf16" where `auto_bf16` found fast bf16
+            "cpu_memory_reuse": getattr(trainer, "cpu_memory_reuse", False),  # `reuse_cpu_memory` took effect
             "global_train_batch_size": args.per_device_train_batch_size * trainer.accelerator.num_processes
             * args.gradient_accumulation_steps,
             "parameters_in_sync": _parameters_in_sync(trainer),

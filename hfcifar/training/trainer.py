@@ -23,6 +23,7 @@ from transformers import EvalPrediction, Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
 from ..data import BatchAugmentation, CifarTensorDataset, collate_batch, cutmix, mixup, to_float_images, tta_views
+from .allocator import reuse_freed_memory
 from .args import CifarTrainingArguments
 from .callbacks import LookaheadCallback, TimeBudgetCallback, TrainingCurvesCallback
 from .optimizers import is_registered_optimizer, registered_optimizer_cls_and_kwargs
@@ -125,6 +126,8 @@ class CifarTrainer(Trainer):
         if args.whiten_stem and train_dataset is not None:
             whiten_stem(model, train_dataset)
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, callbacks=callbacks, **kwargs)
+        # On a CPU, keep freed activation memory for the next step (see hfcifar.training.allocator).
+        self.cpu_memory_reuse = bool(args.reuse_cpu_memory and args.device.type == "cpu" and reuse_freed_memory())
         self.augmentation = BatchAugmentation(
             crop_padding=args.crop_padding, flip=args.flip, cutout_size=args.cutout_size,
             cutout_fill=tuple(getattr(model.config, "mean", (0.5, 0.5, 0.5))),
