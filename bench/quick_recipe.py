@@ -2,16 +2,19 @@
 
     python bench/quick_recipe.py --dataset ../shared/data/cifar10-mini --minutes 10 --seeds 3
 
-Per seed, `hfcifar train` with its default model and recipe (FastNet, `quick`) and an independent plain-PyTorch loop
-of the same layout (SGD-Nesterov, triangular LR 0.05, label smoothing 0.2, flip + 2-px translate, flip TTA — the
-reference of issue 15) each train for `--minutes` on the same training images and are scored on the same held-out
-images, which neither sees and which no recipe was chosen on: `--holdout` images carved from the data with
-`--holdout-seed` before anything else (recipes are tuned on validation carves of the rest, see
+Per seed, `hfcifar train` with its default model and recipe (`fastnet-wide`, `airbench-cpu`) and an independent
+plain-PyTorch loop of the 0.3M FastNet layout (SGD-Nesterov, triangular LR 0.05, label smoothing 0.2, flip + 2-px
+translate, flip TTA — the reference of issue 15) each train for `--minutes` on the same training images and are scored
+on the same held-out images, which neither sees and which no recipe was chosen on: `--holdout` images carved from the
+data with `--holdout-seed` before anything else (recipes are tuned on validation carves of the rest, see
 `bench/tune_quick_recipe.py`). Prints each run, then both accuracies as mean ± SE over seeds (per-image correctness
 over seeds × images, `hfcifar.reproduce.statistics`), the paired difference, epochs achieved and the ratio.
 
 `--parallel` runs the two jobs of a seed at the same time, one thread each (OMP_NUM_THREADS=1): half the wall time,
 and both see the same machine; without it they run one after the other with all threads (a quiet machine).
+
+`--combine A.json B.json …` trains nothing: it pools the runs that earlier `--output-json` files saved (same held-out
+images) and prints the same summary over all their seeds, e.g. three runs of 3 seeds as one 9-seed figure.
 """
 
 from __future__ import annotations
@@ -211,6 +214,42 @@ def collect(process: subprocess.Popen) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def summarize(runs: dict, sizes: dict) -> None:
+    """Print both accuracies (mean ± SE over seeds × held-out images), the paired difference and the ratio."""
+    from hfcifar.reproduce.statistics import paired_difference, per_example_estimate
+    from hfcifar.reproduce.verdicts import critical_value
+
+    scores = {kind: np.array([r["correct"] for r in results]) for kind, results in runs.items()}
+    estimates = {kind: per_example_estimate(s) for kind, s in scores.items()}
+    difference = paired_difference(scores["hfcifar"], scores["plain"])
+    print()
+    for kind in ("hfcifar", "plain"):
+        e = estimates[kind]
+        epochs = np.mean([r["epochs"] for r in runs[kind]])
+        print(f"{kind:8s} {e.estimate:.4f} ± {e.standard_error:.4f}  ({len(runs[kind])} seeds × {sizes['test']} "
+              f"images, {epochs:.1f} epochs on average)")
+    per_seed = ", ".join(f"{d:+.1f}" for d in 100 * (scores["hfcifar"].mean(1) - scores["plain"].mean(1)))
+    low, high = (difference.estimate + sign * critical_value() * difference.standard_error for sign in (-1, 1))
+    print(f"difference hfcifar − plain: {difference.estimate:+.4f} ± {difference.standard_error:.4f} "
+          f"(paired; 95% interval [{low:+.4f}, {high:+.4f}]; per seed, points: {per_seed})")
+    print(f"ratio hfcifar/plain = {estimates['hfcifar'].estimate / estimates['plain'].estimate:.3f}")
+
+
+def combine(paths: list[str]) -> None:
+    """Pool the runs of earlier `--output-json` files (they must share the held-out images) and summarize them."""
+    saved = [json.loads(Path(path).read_text()) for path in paths]
+    sizes = saved[0]["sizes"]
+    for path, one in zip(paths, saved):
+        if one["sizes"] != sizes or one["minutes"] != saved[0]["minutes"]:
+            raise SystemExit(f"{path} was run with {one['sizes']} images for {one['minutes']} min, {paths[0]} with "
+                             f"{sizes} for {saved[0]['minutes']} min: only runs on the same held-out images and "
+                             "minutes pool.")
+    runs = {kind: [run for one in saved for run in one["runs"][kind]] for kind in ("hfcifar", "plain")}
+    print(f"{len(paths)} saved runs pooled: {sizes['train']} training images, {sizes['test']} held-out images, "
+          f"{saved[0]['minutes']:g} min per run")
+    summarize(runs, sizes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=os.environ.get("HFCIFAR_DATASET", str(ROOT.parent / "shared/data/cifar10-mini")))
@@ -223,6 +262,8 @@ def main() -> None:
     parser.add_argument("--recipe", default=None, help="hfcifar recipe (default: the model's default)")
     parser.add_argument("--parallel", action="store_true", help="run both jobs of a seed at once, one thread each")
     parser.add_argument("--output-json", default=None)
+    parser.add_argument("--combine", nargs="+", metavar="JSON",
+                        help="pool saved runs (--output-json files) and summarize them; trains nothing")
     # internal: one job
     parser.add_argument("--job", choices=("plain", "hfcifar"), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -241,8 +282,9 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from hfcifar.reproduce.statistics import paired_difference, per_example_estimate
-
+    if args.combine:
+        combine(args.combine)
+        return
     scratch = Path(tempfile.mkdtemp(prefix="quick_recipe_"))
     data, sizes = carve(args.dataset, args.holdout, args.holdout_seed, scratch)
     print(f"{sizes['train']} training images, {sizes['test']} held-out images (seed {args.holdout_seed}); "
@@ -260,20 +302,10 @@ def main() -> None:
             runs[kind].append(result)
             print(f"seed {seed} {kind:8s} accuracy {result['accuracy']:.4f}  epochs {result['epochs']}  "
                   f"train {result['train_seconds']:.0f} s  wall {result['wall_seconds']:.0f} s", flush=True)
-    scores = {kind: np.array([r["correct"] for r in results]) for kind, results in runs.items()}
-    estimates = {kind: per_example_estimate(s) for kind, s in scores.items()}
-    difference = paired_difference(scores["hfcifar"], scores["plain"])
-    print()
-    for kind in ("hfcifar", "plain"):
-        e = estimates[kind]
-        epochs = np.mean([r["epochs"] for r in runs[kind]])
-        print(f"{kind:8s} {e.estimate:.4f} ± {e.standard_error:.4f}  ({args.seeds} seeds × {sizes['test']} images, "
-              f"{epochs:.1f} epochs on average)")
-    print(f"difference hfcifar − plain: {difference.estimate:+.4f} ± {difference.standard_error:.4f} (paired)")
-    print(f"ratio hfcifar/plain = {estimates['hfcifar'].estimate / estimates['plain'].estimate:.3f}")
+    summarize(runs, sizes)
     if args.output_json:
         Path(args.output_json).write_text(json.dumps({"sizes": sizes, "minutes": args.minutes, "runs": runs,
-                                                      "parallel": args.parallel}, indent=1))
+                                                      "parallel": args.parallel}, separators=(",", ":")))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,12 @@
 
     python bench/tune_quick_recipe.py --minutes 4 --seeds 2 --config baseline '{}' --config lookahead '{"lookahead_decay": 0.77}'
 
-The data is cifar10-mini minus `bench/quick_recipe.py`'s held-out images (same `--holdout`/`--holdout-seed`); per
-seed k a stratified validation carve (`--validation`, seed k) of the rest is scored, the remainder trained on. Each
-`--config NAME JSON` is the default job (`hfcifar train`, its recipe) with those training-argument overrides, for
-`--minutes` under a time budget. Two runs go at once, one thread each (OMP_NUM_THREADS=1), so every configuration
-sees the same machine. Prints per-configuration validation accuracy (mean ± SE over seeds × images) under each TTA
-setting, and each configuration's paired difference to the first.
+The data is cifar10-mini minus `bench/quick_recipe.py`'s held-out images (same `--holdout`/`--holdout-seed`); per seed
+k a stratified validation carve (`--validation`, seed k) of the rest is scored, the remainder trained on. Each
+`--config NAME JSON` is the default job (`hfcifar train`, its default model unless `--model`, and that model's recipe)
+with those training-argument overrides, for `--minutes` under a time budget. Two runs go at once, one thread each
+(OMP_NUM_THREADS=1), so every configuration sees the same machine. Prints per-configuration validation accuracy (mean
+± SE over seeds × images) under each TTA setting, and each configuration's paired difference to the first.
 """
 
 from __future__ import annotations
@@ -34,11 +34,13 @@ def main() -> None:
     parser.add_argument("--validation", type=int, default=400)
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--model", default=None, help="hfcifar model (default: `hfcifar train`'s default model)")
     parser.add_argument("--config", nargs=2, action="append", metavar=("NAME", "JSON"), required=True)
     parser.add_argument("--output-json", default=None)
     args = parser.parse_args()
 
     from hfcifar.data import load_cifar10
+    from hfcifar.models import DEFAULT_MODEL
     from hfcifar.reproduce.statistics import paired_difference, per_example_estimate
 
     scratch = Path(tempfile.mkdtemp(prefix="tune_quick_"))
@@ -53,7 +55,7 @@ def main() -> None:
     while queue:
         batch, queue = queue[:2], queue[2:]
         running = [(name, seed, run_job("hfcifar", folders[seed], args.minutes, seed, scratch / f"{name}-{seed}", None,
-                                        "fastnet", 1, overrides)) for name, overrides, seed in batch]
+                                        args.model or DEFAULT_MODEL, 1, overrides)) for name, overrides, seed in batch]
         for name, seed, process in running:
             result = collect(process)
             results[name].append(result)

@@ -67,10 +67,20 @@ class StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-def python_without_hfcifar(code: str, cwd: Path, timeout: int = 180) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter where `import hfcifar` fails (torch + transformers only)."""
-    prelude = "import sys\nsys.modules['hfcifar'] = None  # any import of hfcifar raises ImportError\n"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(cwd / "modules")}
+def python_without_hfcifar(code: str, cwd: Path, timeout: int = 180, *, also_hide: tuple[str, ...] = (),
+                           threads: int | None = None) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter where `import hfcifar` fails, as on a machine with torch + transformers
+    (+ diffusers) only: remote code is read from `cwd / "modules"`, nothing from `PYTHONPATH`.
+
+    `also_hide` names further top-level modules that must not import (`"scipy"`: diffusers does not install it);
+    `threads` sets `OMP_NUM_THREADS` (float32 sums differ with the thread count). The code may `del
+    sys.modules["hfcifar"]` to import hfcifar after all (what a user gets once they install it).
+    """
+    hidden = "".join(f"sys.modules[{name!r}] = None\n" for name in ("hfcifar", *also_hide))
+    prelude = f"import sys\n{hidden}# any import of a module set to None above raises ImportError\n"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(Path(cwd) / "modules")}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     env.pop("PYTHONPATH", None)
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)

@@ -1,8 +1,11 @@
 """The benchmark scripts must keep running (their figures are read by people, not asserted here)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,9 +35,32 @@ def test_diffusion_sampling_bench_runs():
     assert "max |pipeline − bare| = 0.00e+00" in result.stdout
 
 
-def test_quick_recipe_bench_runs(cifar_source):
-    command = [sys.executable, str(REPO / "bench" / "quick_recipe.py"), "--dataset", cifar_source, "--minutes", "0.03",
-               "--seeds", "1", "--holdout", "40", "--model", "fastnet-tiny", "--parallel"]
+def test_quick_recipe_bench_runs_and_pools_saved_runs(cifar_source, tmp_path):
+    bench = str(REPO / "bench" / "quick_recipe.py")
+    command = [sys.executable, bench, "--dataset", cifar_source, "--minutes", "0.03", "--seeds", "1", "--holdout", "40",
+               "--model", "fastnet-tiny", "--parallel", "--output-json", str(tmp_path / "run.json")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ratio hfcifar/plain = " in result.stdout and "difference hfcifar − plain: " in result.stdout
+    # two saved runs pool into one 2-seed summary, with the same per-seed difference listed twice
+    saved = json.loads((tmp_path / "run.json").read_text())
+    difference = 100 * (np.mean(saved["runs"]["hfcifar"][0]["correct"]) - np.mean(saved["runs"]["plain"][0]["correct"]))
+    saved_twice = ["--combine", str(tmp_path / "run.json"), str(tmp_path / "run.json")]
+    pooled = subprocess.run([sys.executable, bench, *saved_twice], capture_output=True, text=True, timeout=120)
+    assert pooled.returncode == 0, pooled.stderr[-2000:]
+    assert "2 seeds × 40 images" in pooled.stdout
+    assert f"per seed, points: {difference:+.1f}, {difference:+.1f})" in pooled.stdout
+    saved["minutes"] = 5.0
+    (tmp_path / "other.json").write_text(json.dumps(saved))
+    mixed = ["--combine", str(tmp_path / "run.json"), str(tmp_path / "other.json")]
+    refused = subprocess.run([sys.executable, bench, *mixed], capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "only runs on the same held-out images and minutes pool" in refused.stderr
+
+
+def test_tune_quick_recipe_screens_configurations_against_the_first(cifar_source):
+    command = [sys.executable, str(REPO / "bench" / "tune_quick_recipe.py"), "--dataset", cifar_source, "--minutes",
+               "0.03", "--seeds", "1", "--holdout", "40", "--validation", "40", "--model", "fastnet-tiny",
+               "--config", "baseline", "{}", "--config", "wd", '{"weight_decay": 0.001}']
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "validation accuracy (1 seeds × 40 images" in result.stdout and "vs baseline: " in result.stdout

@@ -5,10 +5,6 @@ against closed forms, bad input, and the claim's equal-start check."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -17,6 +13,7 @@ from transformers import AutoModelForImageClassification, ViTConfig, ViTForImage
 from transformers import activations as hf_activations
 
 import hfcifar
+from conftest import python_without_hfcifar
 from hfcifar.data import CifarTensorDataset
 from hfcifar.methods.crrelu import (CRReLU, eafo_correction, entropy_gradient, output_entropy, reset_crrelu,
                                     worst_activation)
@@ -31,14 +28,6 @@ TINY_VIT = {"hidden_size": 16, "layers": 2, "heads": 2, "intermediate_size": 32}
 def tiny_vit_config(hidden_act: str = "crrelu") -> ViTConfig:
     return ViTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
                      hidden_act=hidden_act, image_size=32, patch_size=4, num_labels=10)
-
-
-def python_without_hfcifar(code: str, cwd, timeout: int = 180) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter where `import hfcifar` fails until the code removes the block."""
-    prelude = "import sys\nsys.modules['hfcifar'] = None  # any import of hfcifar raises ImportError\n"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(cwd / "modules")}
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 # -- the activation ---------------------------------------------------------------------------------------------

@@ -4,11 +4,9 @@ alias-free UNet and a `USFScheduler` as remote code)."""
 
 import ast
 import json
-import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMPipeline, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
 
+from conftest import python_without_hfcifar
 from hfcifar.diffusion import (
     CifarClassConditionalPipeline,
     CifarDDPMPipeline,
@@ -49,31 +48,10 @@ KINDS = {
     "usf": (dict(batch_size=2, num_inference_steps=3), "remote"),
 }
 
-HIDE_HFCIFAR = '''
-import importlib.abc, sys
-
-class RefuseHfcifar(importlib.abc.MetaPathFinder):
-    """hfcifar is "not installed": the finder at the front of sys.meta_path refuses it."""
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "hfcifar":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, RefuseHfcifar())
-sys.modules["scipy"] = None  # nor is scipy (torch + transformers + diffusers do not install it)
-try:
-    import hfcifar
-    raise SystemExit("hfcifar was importable")
-except ImportError:
-    pass
-'''
-
-
-def python_without_hfcifar(code: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "HF_MODULES_CACHE": str(cwd / "modules")}
-    env.pop("PYTHONPATH", None)
-    return subprocess.run([sys.executable, "-c", HIDE_HFCIFAR + textwrap.dedent(code)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def without_hfcifar(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    """torch + transformers + diffusers only: neither hfcifar nor scipy (diffusers does not install it), one thread as
+    in `sample`."""
+    return python_without_hfcifar(code, cwd, timeout=300, also_hide=("scipy",), threads=1)
 
 
 def quiet(pipe):
@@ -120,7 +98,7 @@ def staged(tmp_path_factory):
 
 def test_each_kind_loads_without_hfcifar_and_samples_the_same(staged):
     root, folders, expected = staged
-    result = python_without_hfcifar(f'''
+    result = without_hfcifar(f'''
         import json
         import numpy as np
         import torch
@@ -199,7 +177,7 @@ def test_the_card_snippet_runs_without_hfcifar(staged):
         (root / kind).mkdir()
         script += [f"os.chdir({str(root / kind)!r})",
                    block.replace(f"me/{kind}", str(folders[kind])).replace("inference_steps=50", "inference_steps=2")]
-    result = python_without_hfcifar("import os\n" + "\n".join(script), cwd=root)
+    result = without_hfcifar("import os\n" + "\n".join(script), cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (root / "cfg" / "sample.png").is_file() and (root / "ddpm" / "sample.png").is_file()
 

@@ -12,6 +12,25 @@ from hfcifar.faults import activation_layers, clip_activations, load_clipped_mod
 from hfcifar.hub import render_card, stage_model
 
 
+def test_the_interpreter_without_hfcifar_really_lacks_it(tmp_path):
+    """The helper every "without hfcifar" test uses: hfcifar (and what `also_hide` names) will not import there, its
+    submodules neither, and the code can bring hfcifar back as a user who installs it would."""
+    result = python_without_hfcifar("""
+        import os
+        for name in ("hfcifar", "hfcifar.models", "scipy"):
+            try:
+                __import__(name)
+                raise SystemExit(f"{name} imported")
+            except ImportError:
+                pass
+        assert os.environ["OMP_NUM_THREADS"] == "1" and "PYTHONPATH" not in os.environ
+        del sys.modules["hfcifar"]
+        import hfcifar.models
+        print("HIDDEN-OK")
+    """, cwd=tmp_path, also_hide=("scipy",), threads=1)
+    assert result.returncode == 0 and "HIDDEN-OK" in result.stdout, result.stderr[-2000:]
+
+
 def _reference(model, tmp_path):
     torch.manual_seed(0)
     images = torch.rand(6, 3, 32, 32)

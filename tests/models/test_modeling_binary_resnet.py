@@ -1,14 +1,10 @@
 """Binary ResNet (ReSTE, Wu et al. 2023): parameter counts, what is binarized, the estimator switch, bad configs, and
 loading as remote code without hfcifar."""
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
 import torch
 
+from conftest import python_without_hfcifar
 from hfcifar.hub.staging import shipping_code
 from hfcifar.models import create_model
 from hfcifar.models.binary_resnet import (
@@ -137,8 +133,6 @@ def test_remote_code_loads_without_hfcifar(tmp_path):
         model.save_pretrained(tmp_path / "model")
     assert (tmp_path / "model" / "modeling_binary_resnet.py").is_file()
     code = f"""
-        import sys
-        sys.modules['hfcifar'] = None  # any import of hfcifar raises ImportError
         import torch
         from transformers import AutoModelForImageClassification
         model = AutoModelForImageClassification.from_pretrained({str(tmp_path / 'model')!r}, trust_remote_code=True).eval()
@@ -148,8 +142,5 @@ def test_remote_code_loads_without_hfcifar(tmp_path):
             assert torch.equal(model(expected['pixels']).logits, expected['logits'])
         print('ok')
     """
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = python_without_hfcifar(code, cwd=tmp_path, timeout=300)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]

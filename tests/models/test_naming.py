@@ -8,9 +8,6 @@ Rule: the folder `<folder>` holds `configuration_<folder>.py` and `modeling_<fol
 """
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -18,6 +15,7 @@ import transformers
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
 import hfcifar  # noqa: F401  (registers the Auto classes)
+from conftest import python_without_hfcifar
 from hfcifar.hub.staging import shipping_code
 from hfcifar.models import ARCHITECTURES, architecture_of
 
@@ -107,8 +105,6 @@ def test_a_staged_folder_with_the_old_model_type_loads_without_hfcifar(tmp_path)
     with torch.no_grad():
         torch.save({"pixels": pixels, "logits": model(pixels).logits}, tmp_path / "expected.pt")
     code = f"""
-        import sys
-        sys.modules['hfcifar'] = None  # any import of hfcifar raises ImportError
         import torch
         from transformers import AutoModelForImageClassification
         model = AutoModelForImageClassification.from_pretrained({str(tmp_path / 'old')!r}, trust_remote_code=True)
@@ -118,7 +114,7 @@ def test_a_staged_folder_with_the_old_model_type_loads_without_hfcifar(tmp_path)
             assert torch.equal(model.eval()(expected['pixels']).logits, expected['logits'])
         print('ok')
     """
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+    result = python_without_hfcifar(code, cwd=tmp_path, timeout=300)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
 
 
