@@ -289,7 +289,10 @@ def test_hfcifar_train_grows_a_preset_with_the_registered_trainer(cifar_source, 
     assert {p.name for p in (out / "sizes").iterdir()} == {"checkpoint-size-3", "checkpoint-size-4"}
 
 
-def test_two_processes_grow_identically(cifar_source, tmp_path):
+@pytest.mark.parametrize("precision", [[], ["--bf16"]], ids=["fp32", "bf16"])
+def test_two_processes_grow_identically(cifar_source, tmp_path, precision):
+    """Under DDP every expansion re-wraps the model; in bf16 the accelerator's autocast `forward` is unwound first
+    and applied again by the new wrapper."""
     out = tmp_path / "two"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     command = [
@@ -297,7 +300,7 @@ def test_two_processes_grow_identically(cifar_source, tmp_path):
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", "-m", "hfcifar.train",
         "preact-resnet8", "--trainer", "self-expanding", "--dataset", cifar_source, "--output", str(out),
         "--max-steps", "4", "--batch-size", "8", "--expansion_threshold", "1.000001", "--expansion_check_steps", "1",
-        "--max_expansions", "2", "--fisher_batches", "2", "--fisher_batch_size", "8", "--no-progress",
+        "--max_expansions", "2", "--fisher_batches", "2", "--fisher_batch_size", "8", "--no-progress", *precision,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -307,6 +310,7 @@ def test_two_processes_grow_identically(cifar_source, tmp_path):
     assert len(expansion["expansions"]) == 2 and sum(expansion["final_depths"]) == 5
     assert expansion["depths_per_process"] == [expansion["final_depths"]] * 2
     assert summary["parameters_in_sync"] is True
+    assert summary["mixed_precision"] == ("bf16" if precision else "no")
 
 
 def test_the_claims_cost_counts_every_size_it_passed_through():
